@@ -1,0 +1,464 @@
+/*
+ * h5ml.h -- machine-learning datasets in plain HDF5.
+ *
+ * This header is the manual of libh5ml. It covers:
+ *
+ *   1. Versions, errors and logging         h5ml_version(), h5ml_errmsg(), ...
+ *   2. Atomistic writer                     h5ml_writer_*
+ *   3. Atomistic reader                     h5ml_reader_*
+ *   4. Extended XYZ reader and writer       h5ml_xyz_reader_*, h5ml_xyz_writer_*
+ *   5. Whole-file operations                convert, export, verify, diff, merge, summary
+ *
+ * Conventions that hold everywhere:
+ *
+ *  - Handles are opaque. Each is made by h5ml_<x>_new(), which returns NULL only when
+ *    memory is exhausted, opened by h5ml_<x>_open(), and released by h5ml_<x>_close();
+ *    closing NULL is a no-op. A handle whose open failed still carries the message.
+ *  - Functions that can fail return an h5ml_code: H5ML_OK (0) on success, a positive code
+ *    otherwise. The detailed message, naming the file and what is wrong, lives on the
+ *    handle: h5ml_errmsg(handle). There is no global "last error".
+ *  - The library never prints. Warnings (physical plausibility, recovered files) go to a
+ *    log callback if the caller installs one (h5ml_set_log), and are counted either way.
+ *  - A handle may be used by one thread at a time; different handles may be used from
+ *    different threads, but HDF5 itself serializes its calls (Debian's HDF5 is built
+ *    thread-safe), so concurrent use of HDF5-backed handles is safe but not parallel.
+ *  - Pointers passed in are borrowed for the duration of the call only, unless said.
+ *
+ * File schema (atomistic; format "h5ml-atoms", format_version "1.0"):
+ *
+ *   /structures/atomic_numbers         int64   (M,)     all atoms, concatenated
+ *   /structures/atomic_numbers_splits  int64   (N+1,)   starts 0, ends M
+ *   /structures/positions              float64 (M,3)    Angstrom
+ *   /structures/cells                  float64 (N,3,3)  row vectors
+ *   /structures/pbc                    bool    (N,3)    HDF5 enum FALSE=0/TRUE=1 on int8
+ *   /labels/energy                     float64 (N,)     eV
+ *   /labels/forces                     float32 (M,3)    eV/Angstrom
+ *   /labels/forces_splits              int64   (N+1,)   equal to atomic_numbers_splits
+ *   /labels/stress                     float64 (N,6)    Voigt xx,yy,zz,yz,xz,xy; 0 if masked
+ *   /labels/stress_mask                bool    (N,)     true where stress was given
+ *   /labels/structure_indices          int64   (N,)     0..N-1
+ *   /labels/info                       string  (N,)     optional: per-structure metadata,
+ *                                                       one JSON object each (UTF-8)
+ *   /metadata                          group   attributes only (see h5ml_writer_finalize)
+ *
+ * Crash safety: a writer stores everything up to its last checkpoint so that a process
+ * killed at any moment leaves a file that h5ml, h5py and h5dump open. Files are written in
+ * HDF5's single-writer/multiple-reader (SWMR) mode, whose flush ordering keeps the file's
+ * metadata consistent on disk, through a file driver of h5ml's that keeps the superblock's
+ * "open for writing" flags clear and its end-of-file address ahead of every metadata write,
+ * so that plain (non-SWMR) readers open the file too. Files need HDF5 1.10 or later to read.
+ */
+#ifndef H5ML_H
+#define H5ML_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define H5ML_VERSION_MAJOR 0
+#define H5ML_VERSION_MINOR 1
+#define H5ML_VERSION_PATCH 0
+
+#if defined(_WIN32)
+#  define H5ML_API
+#elif defined(H5ML_BUILDING)
+#  define H5ML_API __attribute__((visibility("default")))
+#else
+#  define H5ML_API
+#endif
+
+/* ======================================================================================
+ * 1. Versions, errors and logging
+ * ====================================================================================== */
+
+/* "MAJOR.MINOR.PATCH" of the library that is linked (static string). Thread-safe. */
+H5ML_API const char *h5ml_version(void);
+
+/* Error codes. X(name, description) */
+#define H5ML_ERRORS(X)                                                                     \
+    X(OK, "success")                                                                       \
+    X(DONE, "end of input")                                                                \
+    X(ERR_ARG, "invalid argument")                                                         \
+    X(ERR_NOMEM, "out of memory")                                                          \
+    X(ERR_IO, "input/output error")                                                        \
+    X(ERR_HDF5, "HDF5 library error")                                                      \
+    X(ERR_SCHEMA, "file does not follow the dataset schema")                               \
+    X(ERR_VALUE, "invalid value")                                                          \
+    X(ERR_PARSE, "malformed input")                                                        \
+    X(ERR_STATE, "operation not allowed in this state")                                    \
+    X(ERR_NOTFOUND, "not found")                                                           \
+    X(ERR_RANGE, "index out of range")                                                     \
+    X(ERR_BUSY, "file is being written by another process")                                \
+    X(ERR_CHECK, "integrity check failed")                                                 \
+    X(ERR_DIFFER, "files differ")
+
+typedef enum h5ml_code {
+#define H5ML_X_ENUM(name, text) H5ML_##name,
+    H5ML_ERRORS(H5ML_X_ENUM)
+#undef H5ML_X_ENUM
+    H5ML_NUM_CODES
+} h5ml_code;
+
+/* Static description of a code ("invalid value"); never NULL. Thread-safe. */
+H5ML_API const char *h5ml_strerror(int code);
+
+/* The detailed message of the last failure on `handle` (any h5ml handle), for example
+ * "data.xyz: frame 12 (line 301): expected 64 atom lines, found 63". Empty string when the
+ * last call succeeded; "out of memory" for a NULL handle. Valid until the next call on the
+ * handle. */
+H5ML_API const char *h5ml_errmsg(const void *handle);
+
+/* The code of the last failure on `handle` (H5ML_OK if none; H5ML_ERR_NOMEM for NULL). */
+H5ML_API int h5ml_errcode(const void *handle);
+
+typedef enum h5ml_level { H5ML_LOG_WARNING = 1, H5ML_LOG_INFO = 2 } h5ml_level;
+
+/* Log callback: receives warnings such as "structure 7: atoms 0 and 3 are 0.312 A apart
+ * (below 0.5 A)". `msg` is valid during the call only. */
+typedef void (*h5ml_log_fn)(void *user, int level, const char *msg);
+
+/* Installs `fn` on `handle` (NULL removes it). Without a callback nothing is printed. */
+H5ML_API void h5ml_set_log(void *handle, h5ml_log_fn fn, void *user);
+
+/* Number of warnings issued on `handle` so far (also counted without a callback). */
+H5ML_API int64_t h5ml_warning_count(const void *handle);
+
+/* Frees memory returned by the library (JSON strings, summaries). NULL is a no-op. */
+H5ML_API void h5ml_free(void *p);
+
+/* Progress callback for long operations: `done` of `total` units (bytes for an XYZ input,
+ * structures otherwise). Return nonzero to cancel (the operation fails with ERR_STATE and
+ * rolls back like any other failure). */
+typedef int (*h5ml_progress_fn)(void *user, int64_t done, int64_t total);
+
+/* ======================================================================================
+ * 2. Atomistic writer
+ * ====================================================================================== */
+
+typedef struct h5ml_writer h5ml_writer;
+
+typedef enum h5ml_compression {
+    H5ML_COMPRESS_DEFAULT = 0, /* gzip */
+    H5ML_COMPRESS_NONE = 1,
+    H5ML_COMPRESS_GZIP = 2,    /* HDF5's deflate filter (id 1) */
+    H5ML_COMPRESS_LZF = 3      /* h5py's LZF filter (id 32000); h5py reads it without plugin */
+} h5ml_compression;
+
+/* Writer options for h5ml_writer_set(); every option has a default, used when it is not
+ * set or set to 0. Options must be set before h5ml_writer_open(). */
+typedef enum h5ml_option {
+    H5ML_OPT_COMPRESSION = 1,     /* h5ml_compression; default gzip                       */
+    H5ML_OPT_LEVEL,               /* gzip level 1..9; default 4                            */
+    H5ML_OPT_SHUFFLE,             /* 1 on (default), -1 off: byte shuffle before compression */
+    H5ML_OPT_VALIDATE,            /* 1 on (default), -1 off: every check of section 2      */
+    H5ML_OPT_CHUNK_ATOMS,         /* rows per chunk of per-atom datasets; default 16384     */
+    H5ML_OPT_CHUNK_STRUCTURES,    /* rows per chunk of per-structure datasets; default 4096 */
+    H5ML_OPT_CHECKPOINT_MS,       /* checkpoint interval in ms; default 2000; -1 only at
+                                     finalize                                              */
+    H5ML_OPT__COUNT
+} h5ml_option;
+
+/* Makes a writer handle with default options. NULL only if out of memory. */
+H5ML_API h5ml_writer *h5ml_writer_new(void);
+
+/* Sets an option. Returns ERR_ARG (message on the handle) for an unknown option or a value
+ * out of bounds, ERR_STATE once the writer is open. */
+H5ML_API int h5ml_writer_set(h5ml_writer *w, h5ml_option opt, int64_t value);
+
+typedef enum h5ml_mode {
+    H5ML_CREATE = 0, /* create, overwriting an existing file */
+    H5ML_APPEND = 1  /* append to an existing file (created if missing) */
+} h5ml_mode;
+
+/* Opens `path` for writing. Append continues the splits and structure_indices, keeps the
+ * file's compression and chunking, and recovers a file left by a killed writer (its data up
+ * to the last checkpoint; an unfinished tail is dropped with a warning). Appending to a file
+ * written by another tool (h5py) works when its datasets are chunked and resizable.
+ * Errors: ERR_IO (cannot create/open), ERR_SCHEMA (not a dataset of this schema),
+ * ERR_BUSY (another h5ml writer has the file open), ERR_HDF5. */
+H5ML_API int h5ml_writer_open(h5ml_writer *w, const char *path, h5ml_mode mode);
+
+/* One structure. Arrays are row-major. */
+typedef struct h5ml_structure {
+    int64_t natoms;
+    const int64_t *numbers;   /* natoms atomic numbers (0..118); required if natoms > 0   */
+    const double *positions;  /* natoms x 3, Angstrom; required if natoms > 0             */
+    const double *cell;       /* 3 x 3 row vectors; NULL = zeros                          */
+    const uint8_t *pbc;       /* 3 flags (0/1); NULL = non-periodic                       */
+    double energy;            /* eV                                                       */
+    const double *forces;     /* forces_rows x 3, eV/Angstrom; stored as float32          */
+    int64_t forces_rows;      /* rows of `forces`; must equal natoms (0 means natoms)     */
+    const double *stress;     /* 6 (Voigt xx,yy,zz,yz,xz,xy) or 9 (3x3); NULL = none      */
+    int64_t stress_len;       /* 6 or 9 (0 means 6)                                       */
+    const char *info_json;    /* per-structure metadata: a JSON object, or NULL           */
+} h5ml_structure;
+
+/* Adds one structure. With validation on, rejects (ERR_VALUE, nothing written) a non-finite
+ * energy ("Invalid energy: nan"), forces of the wrong shape ("Forces shape (10, 3) doesn't
+ * match atoms (5, 3)"), forces or stress with NaN or Inf ("Forces contain NaN", "Stress
+ * contains Inf"), a stress of the wrong length, and atomic numbers outside 0..118. Atoms
+ * closer than 0.5 A (periodic images counted) and |F| above 50 eV/A only warn.
+ * ERR_STATE after finalize ("Cannot add structures after finalize() has been called"). */
+H5ML_API int h5ml_writer_add(h5ml_writer *w, const h5ml_structure *s);
+
+/* Many structures as flat arrays. Structure k has natoms[k] atoms; atoms are concatenated. */
+typedef struct h5ml_batch {
+    int64_t count;               /* number of structures                                 */
+    const int64_t *natoms;       /* count entries                                        */
+    const int64_t *numbers;      /* sum(natoms)                                          */
+    const double *positions;     /* sum(natoms) x 3                                      */
+    const double *cells;         /* count x 9, or NULL = zeros                           */
+    const uint8_t *pbc;          /* count x 3, or NULL = non-periodic                    */
+    const double *energies;      /* count                                                */
+    const double *forces;        /* sum(natoms) x 3                                      */
+    const double *stress;        /* count x 6 (Voigt), or NULL = none                    */
+    const uint8_t *stress_mask;  /* count flags, or NULL = all given (if stress != NULL) */
+    const char *const *info_json;/* count JSON objects (entries may be NULL), or NULL    */
+} h5ml_batch;
+
+/* Adds a batch: the same checks as h5ml_writer_add per structure. If structure k is
+ * rejected, structures 0..k-1 are written, k and later are not, and the message names k
+ * ("structure 12 of the batch: Invalid energy: inf"). */
+H5ML_API int h5ml_writer_add_batch(h5ml_writer *w, const h5ml_batch *b);
+
+/* Extra /metadata attributes, written at finalize (a key set twice keeps the last value).
+ * Keys must not be empty or contain '/'; reserved names (num_structures, format, ...) are
+ * refused with ERR_ARG. json must parse as JSON and is stored as a string attribute. */
+H5ML_API int h5ml_writer_meta_string(h5ml_writer *w, const char *key, const char *value);
+H5ML_API int h5ml_writer_meta_int(h5ml_writer *w, const char *key, int64_t value);
+H5ML_API int h5ml_writer_meta_double(h5ml_writer *w, const char *key, double value);
+H5ML_API int h5ml_writer_meta_bool(h5ml_writer *w, const char *key, int value);
+H5ML_API int h5ml_writer_meta_json(h5ml_writer *w, const char *key, const char *json);
+H5ML_API int h5ml_writer_meta_doubles(h5ml_writer *w, const char *key, const double *v, size_t n);
+H5ML_API int h5ml_writer_meta_ints(h5ml_writer *w, const char *key, const int64_t *v, size_t n);
+
+/* Writes everything buffered and makes it durable against a killed process (done
+ * automatically every H5ML_OPT_CHECKPOINT_MS). */
+H5ML_API int h5ml_writer_checkpoint(h5ml_writer *w);
+
+/* Writes buffered data and the /metadata attributes: num_structures, num_atoms,
+ * format ("h5ml-atoms"), format_version, created and updated (ISO 8601, UTC),
+ * h5ml_version, compression, compression_level, shuffle, chunk_atoms, chunk_structures,
+ * elements and element_counts (int64 arrays), energy_min/max/mean/std,
+ * energy_per_atom_mean/std, force_max (largest |F|), force_rms (root mean square of the
+ * force components), num_with_stress, num_periodic, finalized, and the extra metadata.
+ * A second call only warns. After finalize, adding fails; the file stays open until close. */
+H5ML_API int h5ml_writer_finalize(h5ml_writer *w);
+
+/* Discards everything added since open: a created file is removed, an appended file is
+ * cut back to its length at open. Used by whole-file operations so that bad input leaves
+ * nothing half-written. The handle is closed for writing afterwards. */
+H5ML_API int h5ml_writer_rollback(h5ml_writer *w);
+
+/* Finalizes (if open and not finalized), closes and frees. NULL is a no-op. Returns the
+ * finalize/close status; the handle is freed in every case. */
+H5ML_API int h5ml_writer_close(h5ml_writer *w);
+
+/* Counters of an open writer (valid any time). */
+typedef struct h5ml_writer_stats {
+    int64_t structures;      /* in the file, including those before an append */
+    int64_t atoms;
+    int64_t added;           /* structures added through this handle */
+    int64_t checkpoints;
+    int64_t warnings;
+} h5ml_writer_stats;
+H5ML_API void h5ml_writer_get_stats(const h5ml_writer *w, h5ml_writer_stats *out);
+
+/* ======================================================================================
+ * 3. Atomistic reader
+ * ====================================================================================== */
+
+typedef struct h5ml_reader h5ml_reader;
+
+H5ML_API h5ml_reader *h5ml_reader_new(void);
+
+/* Opens `path` read-only and checks the schema: every dataset present with its dtype class
+ * and shape, lengths that agree (N and M), splits that start at 0, never decrease, end at M,
+ * and forces_splits equal to atomic_numbers_splits. Any violation is ERR_SCHEMA with a
+ * message naming the file and dataset; no read ever goes out of bounds. Files written by
+ * h5py with the same schema are read too. */
+H5ML_API int h5ml_reader_open(h5ml_reader *r, const char *path);
+
+H5ML_API void h5ml_reader_close(h5ml_reader *r);
+
+H5ML_API int64_t h5ml_reader_count(const h5ml_reader *r);       /* N */
+H5ML_API int64_t h5ml_reader_total_atoms(const h5ml_reader *r); /* M */
+H5ML_API const char *h5ml_reader_path(const h5ml_reader *r);
+
+/* Number of atoms of structures [start, start+count): *atoms = splits[start+count] -
+ * splits[start]. ERR_RANGE if the range is not inside [0, N]. */
+H5ML_API int h5ml_reader_range_atoms(h5ml_reader *r, int64_t start, int64_t count, int64_t *atoms);
+
+/* Caller buffers for a range of structures; any pointer may be NULL to skip that field.
+ * Sizes: count entries for per-structure fields (x3, x9, x6 where noted) and A entries for
+ * per-atom fields (x3), A from h5ml_reader_range_atoms. */
+typedef struct h5ml_frames {
+    int64_t *natoms;       /* count                                   */
+    int64_t *numbers;      /* A                                       */
+    double *positions;     /* A x 3                                   */
+    double *cells;         /* count x 9                               */
+    uint8_t *pbc;          /* count x 3 (0/1)                         */
+    double *energies;      /* count                                   */
+    float *forces;         /* A x 3 (stored precision)                */
+    double *stress;        /* count x 6                               */
+    uint8_t *stress_mask;  /* count (0/1)                             */
+} h5ml_frames;
+
+/* How the file stores its data (read from /labels/forces and the per-structure datasets). */
+typedef struct h5ml_layout {
+    int compression;        /* h5ml_compression of /labels/forces                   */
+    int level;              /* gzip level, 0 otherwise                              */
+    int shuffle;            /* 1 if shuffled                                        */
+    int64_t chunk_atoms;    /* rows per chunk of /structures/atomic_numbers         */
+    int64_t chunk_structures; /* rows per chunk of /labels/energy                    */
+} h5ml_layout;
+
+H5ML_API int h5ml_reader_layout(h5ml_reader *r, h5ml_layout *out);
+
+/* Reads structures [start, start+count) into `out`. ERR_RANGE outside [0, N]. */
+H5ML_API int h5ml_reader_read(h5ml_reader *r, int64_t start, int64_t count, const h5ml_frames *out);
+
+/* One structure with its own storage, valid until the next call on the reader or close. */
+typedef struct h5ml_frame {
+    int64_t index;
+    int64_t natoms;
+    const int64_t *numbers;
+    const double *positions;   /* natoms x 3 */
+    double cell[9];
+    uint8_t pbc[3];
+    double energy;
+    const float *forces;       /* natoms x 3 */
+    int has_stress;
+    double stress[6];
+    const char *info_json;     /* NULL if the structure has no metadata */
+} h5ml_frame;
+
+/* Reads structure i (ERR_RANGE: "Index 7 out of range [0, 5)"). */
+H5ML_API int h5ml_reader_get(h5ml_reader *r, int64_t i, h5ml_frame *out);
+
+/* Per-structure metadata of structure i as a newly allocated JSON string (free with
+ * h5ml_free), or *json = NULL when it has none. */
+H5ML_API int h5ml_reader_info(h5ml_reader *r, int64_t i, char **json);
+
+/* All /metadata attributes as one JSON object, newly allocated (h5ml_free). Numeric arrays
+ * become JSON arrays, strings holding JSON stay strings. */
+H5ML_API int h5ml_reader_metadata(h5ml_reader *r, char **json);
+
+/* ======================================================================================
+ * 4. Extended XYZ
+ * ====================================================================================== */
+
+typedef struct h5ml_xyz_reader h5ml_xyz_reader;
+
+/* One parsed frame; storage belongs to the reader and is valid until the next call. */
+typedef struct h5ml_xyz_frame {
+    int64_t index;            /* 0-based frame number                                    */
+    int64_t line;             /* 1-based line of the atom-count line                     */
+    int64_t natoms;
+    const int64_t *numbers;
+    const double *positions;  /* natoms x 3                                              */
+    double cell[9];           /* Lattice="..." as row vectors; zeros when absent          */
+    uint8_t pbc[3];           /* pbc="T T F"; T T T when a Lattice is given without pbc  */
+    int has_energy;           /* energy=, else free_energy=                              */
+    double energy;
+    int has_forces;           /* forces (or force) column                                */
+    const double *forces;     /* natoms x 3                                              */
+    int has_stress;           /* stress= 6 (Voigt) or 9 values, or virial= (-virial/V)   */
+    double stress[6];
+    const char *info_json;    /* other keys and per-atom columns as a JSON object, or NULL */
+} h5ml_xyz_frame;
+
+H5ML_API h5ml_xyz_reader *h5ml_xyz_reader_new(void);
+
+/* Opens `path` for streaming ("-" is standard input). Memory stays bounded by the largest
+ * frame whatever the file size. */
+H5ML_API int h5ml_xyz_reader_open(h5ml_xyz_reader *x, const char *path);
+
+/* Parses the next frame into *f. Returns H5ML_OK, H5ML_DONE at the clean end of the file,
+ * or ERR_PARSE with "FILE: frame K (line L): what is wrong". */
+H5ML_API int h5ml_xyz_reader_next(h5ml_xyz_reader *x, h5ml_xyz_frame *f);
+
+/* Bytes consumed so far and total size (-1 if unknown, e.g. a pipe). */
+H5ML_API void h5ml_xyz_reader_progress(const h5ml_xyz_reader *x, int64_t *done, int64_t *total);
+
+H5ML_API void h5ml_xyz_reader_close(h5ml_xyz_reader *x);
+
+typedef struct h5ml_xyz_writer h5ml_xyz_writer;
+
+H5ML_API h5ml_xyz_writer *h5ml_xyz_writer_new(void);
+
+/* Creates `path` ("-" is standard output). Numbers are written in the shortest form that
+ * reads back to the same double, so ASE reads positions, cells, energies and stresses back
+ * bit for bit (forces are the stored float32 values, also exact). */
+H5ML_API int h5ml_xyz_writer_open(h5ml_xyz_writer *xw, const char *path);
+
+/* Writes one frame in the layout ASE writes: Lattice (if the cell is not zero),
+ * Properties=species:S:1:pos:R:3:forces:R:3[...], energy, stress (3x3), the metadata
+ * keys, pbc. */
+H5ML_API int h5ml_xyz_writer_write(h5ml_xyz_writer *xw, const h5ml_frame *f);
+
+H5ML_API int h5ml_xyz_writer_close(h5ml_xyz_writer *xw);
+
+/* ======================================================================================
+ * 5. Whole-file operations
+ * ====================================================================================== */
+
+/* Streams every frame of the extended XYZ file `xyz_path` into the open writer `w`.
+ * Malformed input or a rejected structure fails with the message on `w` (naming file,
+ * frame and line) after h5ml_writer_rollback(): nothing of this input stays in the file.
+ * `progress` (may be NULL) is called with bytes read. */
+H5ML_API int h5ml_convert_xyz(h5ml_writer *w, const char *xyz_path, h5ml_progress_fn progress,
+                              void *user);
+
+/* Writes structures [start, end) of the open reader `r` to `xyz_path`; end < 0 means N.
+ * Errors are reported on `r`. */
+H5ML_API int h5ml_export_xyz(h5ml_reader *r, const char *xyz_path, int64_t start, int64_t end,
+                             h5ml_progress_fn progress, void *user);
+
+/* Appends every structure (and its per-structure metadata) of reader `r` to writer `w`.
+ * Errors are reported on `w`. Used by merge. */
+H5ML_API int h5ml_writer_add_file(h5ml_writer *w, h5ml_reader *r, h5ml_progress_fn progress,
+                                  void *user);
+
+/* Problem reporter for h5ml_verify: called once per problem found. */
+typedef void (*h5ml_report_fn)(void *user, const char *problem);
+
+/* Every integrity check on the open reader's file: schema (done at open), splits, lengths,
+ * structure_indices = 0..N-1, atomic numbers in 0..118, finite energies, forces and
+ * stresses, zero stress where masked, num_structures and the statistics in /metadata agree
+ * with the data. Returns H5ML_OK when clean, ERR_CHECK otherwise (the first problem is
+ * also the handle's message). */
+H5ML_API int h5ml_verify(h5ml_reader *r, h5ml_report_fn report, void *user);
+
+/* Exact comparison of every dataset of two files (names, dtypes, shapes, values bit for
+ * bit) and of num_structures. Returns H5ML_OK when equal, ERR_DIFFER with the first
+ * difference as the message on `a` ("labels/energy[17]: -1.25 != -1.5"), or an error. */
+H5ML_API int h5ml_diff(h5ml_reader *a, h5ml_reader *b);
+
+/* Schema-aware summary computed from the data (not trusted from attributes). */
+typedef struct h5ml_summary {
+    int64_t structures, atoms;
+    int64_t atoms_min, atoms_max;
+    int64_t periodic, with_stress, with_info;
+    int64_t element_counts[119];      /* index = atomic number */
+    double energy_min, energy_max, energy_mean, energy_std;
+    double energy_per_atom_mean, energy_per_atom_std;
+    double force_max, force_rms;
+    int64_t bytes_file, bytes_raw, bytes_stored;  /* file size; dataset bytes raw/stored */
+    char compression[32];             /* "gzip", "lzf", "none" (of /labels/forces)        */
+    int compression_level, shuffle;
+} h5ml_summary;
+
+H5ML_API int h5ml_summarize(h5ml_reader *r, h5ml_summary *out, h5ml_progress_fn progress,
+                            void *user);
+
+/* Chemical symbol of atomic number z (0 = "X"), NULL outside 0..118. Thread-safe. */
+H5ML_API const char *h5ml_symbol(int z);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* H5ML_H */

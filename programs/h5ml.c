@@ -1,0 +1,689 @@
+/* h5ml: the command line. Parses arguments, calls the library, prints. No format logic.
+ *
+ * Exit codes: 0 ok, 1 a check or comparison failed, 2 usage or input error. */
+#define _GNU_SOURCE
+#include "h5ml.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { EXIT_OK = 0, EXIT_CHECK = 1, EXIT_USAGE = 2 };
+
+static const char *prog = "h5ml";
+
+static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void die_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: error: ", prog);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(EXIT_USAGE);
+}
+
+static int fail(const void *handle)
+{
+    fprintf(stderr, "%s: error: %s\n", prog, h5ml_errmsg(handle));
+    return EXIT_USAGE;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- warnings and progress -------------------------------------------------------------- */
+
+typedef struct logstate { int shown, max; bool quiet; } logstate;
+
+static void on_log(void *user, int level, const char *msg)
+{
+    logstate *ls = user;
+    if (level != H5ML_LOG_WARNING || ls->quiet) return;
+    if (ls->shown < ls->max) fprintf(stderr, "%s: warning: %s\n", prog, msg);
+    else if (ls->shown == ls->max) fprintf(stderr, "%s: warning: (further warnings are counted, not shown)\n", prog);
+    ls->shown++;
+}
+
+typedef struct progress { bool on; double t0, last; const char *what; int64_t items; h5ml_writer *w; } progress;
+
+static void human_bytes(double b, char *out, size_t len)
+{
+    const char *u[] = { "B", "KB", "MB", "GB", "TB" };
+    int k = 0;
+    while (b >= 1000 && k < 4) b /= 1000, k++;
+    snprintf(out, len, k ? "%.2f %s" : "%.0f %s", b, u[k]);
+}
+
+static int on_progress(void *user, int64_t done, int64_t total)
+{
+    progress *p = user;
+    if (!p->on) return 0;
+    double t = now();
+    if (t - p->last < 0.1 && done < total) return 0;
+    p->last = t;
+    double frac = total > 0 ? (double)done / (double)total : 0, el = t - p->t0;
+    int width = 30, fill = (int)(frac * width + 0.5);
+    char bar[64];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
+    bar[width] = 0;
+    int64_t items = done;
+    if (p->w) {
+        h5ml_writer_stats st;
+        h5ml_writer_get_stats(p->w, &st);
+        items = st.added;
+    }
+    double eta = frac > 0.001 ? el * (1 - frac) / frac : 0;
+    fprintf(stderr, "\r%s [%s] %5.1f%% %10" PRId64 " structures %9.0f/s  ETA %3.0fs ", p->what, bar, 100 * frac, items,
+            el > 0 ? (double)items / el : 0.0, eta);
+    if (done >= total && total >= 0) fprintf(stderr, "\r%*s\r", 100, "");
+    return 0;
+}
+
+static progress progress_start(const char *what, bool quiet)
+{
+    progress p = { isatty(2) && !quiet, now(), 0, what, 0, NULL };
+    return p;
+}
+
+/* ---- option helpers ---------------------------------------------------------------------- */
+
+static long parse_long(const char *s, const char *what, long lo, long hi)
+{
+    char *e;
+    errno = 0;
+    long v = strtol(s, &e, 10);
+    if (errno || *e || e == s || v < lo || v > hi) die_usage("%s must be an integer in %ld..%ld (got '%s')", what, lo, hi, s);
+    return v;
+}
+
+static int parse_compression(const char *s)
+{
+    if (strcmp(s, "gzip") == 0) return H5ML_COMPRESS_GZIP;
+    if (strcmp(s, "lzf") == 0) return H5ML_COMPRESS_LZF;
+    if (strcmp(s, "none") == 0) return H5ML_COMPRESS_NONE;
+    die_usage("unknown compression '%s' (choose gzip, lzf or none)", s);
+}
+
+/* ---- convert ------------------------------------------------------------------------------ */
+
+static const char convert_help[] =
+    "usage: h5ml convert IN.xyz -o OUT.h5 [options]\n"
+    "\n"
+    "Convert an extended XYZ file (as written by ASE and MLFF codes) into the atomistic HDF5\n"
+    "schema: structures, energies, forces (float32), stress with mask, per-structure metadata.\n"
+    "\n"
+    "options:\n"
+    "  -i, --input IN              input file (instead of the positional IN; '-' = stdin)\n"
+    "  -o, --output OUT            output HDF5 file (required)\n"
+    "  -f, --format FMT            auto, xyz or extxyz (auto: from the extension)\n"
+    "  -c, --compression C         gzip (default), lzf or none\n"
+    "      --level N, --compression-level N\n"
+    "                              gzip level 1-9 (default 4)\n"
+    "      --no-shuffle            do not byte-shuffle before compressing\n"
+    "  -m, --metadata KEY=VALUE    extra /metadata attribute (repeatable; stored as a string)\n"
+    "  -a, --append                append to OUT instead of overwriting it\n"
+    "      --no-validate           skip NaN/Inf/shape checks and plausibility warnings\n"
+    "      --checkpoint SECONDS    make written data crash-safe this often (default 2)\n"
+    "      --chunk-atoms N         rows per chunk of per-atom datasets (default 16384)\n"
+    "      --chunk-structures N    rows per chunk of per-structure datasets (default 4096)\n"
+    "  -q, --quiet                 no progress bar, warnings or summary\n"
+    "  -v, --verbose               show every warning\n"
+    "\n"
+    "On malformed input or a rejected structure nothing of this input is kept: a new OUT is\n"
+    "removed, an appended OUT is cut back to what it held before.\n";
+
+typedef struct kvlist { char **v; int n; } kvlist;
+
+static int cmd_convert(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "input", required_argument, 0, 'i' },       { "output", required_argument, 0, 'o' },
+        { "format", required_argument, 0, 'f' },      { "compression", required_argument, 0, 'c' },
+        { "level", required_argument, 0, 'L' },       { "compression-level", required_argument, 0, 'L' },
+        { "no-shuffle", no_argument, 0, 'S' },        { "metadata", required_argument, 0, 'm' },
+        { "append", no_argument, 0, 'a' },            { "no-validate", no_argument, 0, 'V' },
+        { "checkpoint", required_argument, 0, 'k' },  { "chunk-atoms", required_argument, 0, 'A' },
+        { "chunk-structures", required_argument, 0, 'N' }, { "labels", required_argument, 0, 'l' },
+        { "quiet", no_argument, 0, 'q' },             { "verbose", no_argument, 0, 'v' },
+        { "help", no_argument, 0, 'h' },              { 0, 0, 0, 0 },
+    };
+    const char *in = NULL, *out = NULL, *format = "auto";
+    int compression = 0, level = 0, checkpoint_ms = 0;
+    long chunk_atoms = 0, chunk_structs = 0;
+    bool no_shuffle = false, append = false, no_validate = false, quiet = false, verbose = false, level_set = false;
+    kvlist meta = { calloc((size_t)argc, sizeof(char *)), 0 };
+    int c;
+    while ((c = getopt_long(argc, argv, "i:o:f:c:m:al:qvh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'i': in = optarg; break;
+        case 'o': out = optarg; break;
+        case 'f': format = optarg; break;
+        case 'c': compression = parse_compression(optarg); break;
+        case 'L': level = (int)parse_long(optarg, "--level", 1, 9); level_set = true; break;
+        case 'S': no_shuffle = true; break;
+        case 'm': meta.v[meta.n++] = optarg; break;
+        case 'a': append = true; break;
+        case 'V': no_validate = true; break;
+        case 'k': {
+            char *e;
+            double s = strtod(optarg, &e);
+            if (*e || !(s > 0) || s > 86400) die_usage("--checkpoint must be a number of seconds in (0, 86400]");
+            checkpoint_ms = (int)ceil(s * 1000);
+            break;
+        }
+        case 'A': chunk_atoms = parse_long(optarg, "--chunk-atoms", 1, 1 << 24); break;
+        case 'N': chunk_structs = parse_long(optarg, "--chunk-structures", 1, 1 << 24); break;
+        case 'l': die_usage("--labels applies to pickle input, which the Python module reads: h5ml.convert_pickle_to_hdf5()");
+        case 'q': quiet = true; break;
+        case 'v': verbose = true; break;
+        case 'h': fputs(convert_help, stdout); return EXIT_OK;
+        default: fputs(convert_help, stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind < argc && in == NULL) in = argv[optind++];
+    if (optind < argc) die_usage("unexpected argument '%s' (see h5ml convert --help)", argv[optind]);
+    if (in == NULL) die_usage("no input file (h5ml convert IN.xyz -o OUT.h5)");
+    if (out == NULL) die_usage("no output file: give -o OUT.h5");
+    if (level_set && compression && compression != H5ML_COMPRESS_GZIP) die_usage("--level applies to gzip compression only");
+    const char *ext = strrchr(in, '.');
+    bool is_pickle = strcmp(format, "pickle") == 0 ||
+                     (strcmp(format, "auto") == 0 && ext && (strcmp(ext, ".pkl") == 0 || strcmp(ext, ".pickle") == 0));
+    if (is_pickle)
+        die_usage("%s: pickle input is read by the Python module: python3 -c \"import h5ml; "
+                  "h5ml.convert_pickle_to_hdf5('%s', '%s')\"",
+                  in, in, out);
+    if (strcmp(format, "auto") != 0 && strcmp(format, "xyz") != 0 && strcmp(format, "extxyz") != 0)
+        die_usage("unknown format '%s' (choose auto, xyz, extxyz or pickle)", format);
+
+    h5ml_writer *w = h5ml_writer_new();
+    if (w == NULL) die_usage("out of memory");
+    logstate ls = { 0, verbose ? 1 << 30 : 10, quiet };
+    h5ml_set_log(w, on_log, &ls);
+    if (compression) h5ml_writer_set(w, H5ML_OPT_COMPRESSION, compression);
+    if (level) h5ml_writer_set(w, H5ML_OPT_LEVEL, level);
+    if (no_shuffle) h5ml_writer_set(w, H5ML_OPT_SHUFFLE, -1);
+    if (no_validate) h5ml_writer_set(w, H5ML_OPT_VALIDATE, -1);
+    if (checkpoint_ms) h5ml_writer_set(w, H5ML_OPT_CHECKPOINT_MS, checkpoint_ms);
+    if (chunk_atoms) h5ml_writer_set(w, H5ML_OPT_CHUNK_ATOMS, chunk_atoms);
+    if (chunk_structs) h5ml_writer_set(w, H5ML_OPT_CHUNK_STRUCTURES, chunk_structs);
+    for (int i = 0; i < meta.n; i++) {
+        char *eq = strchr(meta.v[i], '=');
+        if (eq == NULL || eq == meta.v[i]) die_usage("-m expects KEY=VALUE (got '%s')", meta.v[i]);
+        *eq = 0;
+        if (h5ml_writer_meta_string(w, meta.v[i], eq + 1) != H5ML_OK) {
+            int rc = fail(w);
+            h5ml_writer_close(w);
+            return rc;
+        }
+    }
+    if (strcmp(in, "-") != 0 && h5ml_writer_meta_string(w, "source_file", in) != H5ML_OK) return fail(w);
+    free(meta.v);
+    double t0 = now();
+    if (h5ml_writer_open(w, out, append ? H5ML_APPEND : H5ML_CREATE) != H5ML_OK) {
+        int rc = fail(w);
+        h5ml_writer_close(w);
+        return rc;
+    }
+    progress p = progress_start("converting", quiet);
+    p.w = w;
+    int rc = h5ml_convert_xyz(w, in, on_progress, &p);
+    if (rc != H5ML_OK) {
+        if (p.on) fprintf(stderr, "\n");
+        fprintf(stderr, "%s: error: %s\n", prog, h5ml_errmsg(w));
+        fprintf(stderr, "%s: nothing of %s was written to %s\n", prog, in, out);
+        h5ml_writer_close(w);
+        return EXIT_USAGE;
+    }
+    h5ml_writer_stats st;
+    h5ml_writer_get_stats(w, &st);
+    rc = h5ml_writer_finalize(w);
+    if (rc != H5ML_OK) {
+        rc = fail(w);
+        h5ml_writer_close(w);
+        return rc;
+    }
+    h5ml_writer_close(w);
+    double el = now() - t0;
+    if (!quiet) {
+        struct stat sb;
+        char size[32] = "?";
+        if (stat(out, &sb) == 0) human_bytes((double)sb.st_size, size, sizeof size);
+        printf("%s %" PRId64 " structures (%" PRId64 " atoms) %s %s in %.2f s (%.0f structures/s); %s; %" PRId64 " warning%s\n",
+               append ? "appended" : "wrote", st.added, st.atoms, append ? "to" : "to", out, el,
+               el > 0 ? (double)st.added / el : 0.0, size, st.warnings, st.warnings == 1 ? "" : "s");
+    }
+    return EXIT_OK;
+}
+
+/* ---- inspect ------------------------------------------------------------------------------ */
+
+static const char inspect_help[] =
+    "usage: h5ml inspect FILE.h5 [--json]\n"
+    "\n"
+    "Summarize an atomistic dataset: counts, elements, label statistics, storage and\n"
+    "compression ratio, and the /metadata attributes. Statistics are computed from the data.\n"
+    "\n"
+    "options:\n"
+    "      --json    print the summary as one JSON object\n";
+
+static void print_elements(const h5ml_summary *s)
+{
+    int shown = 0;
+    for (int z = 0; z <= 118; z++) {
+        if (!s->element_counts[z]) continue;
+        printf("%s%s %" PRId64, shown ? ", " : "", h5ml_symbol(z), s->element_counts[z]);
+        shown++;
+    }
+    printf("%s\n", shown ? "" : "-");
+}
+
+static void print_metadata(const char *json)
+{
+    json_t *obj = json_loads(json, 0, NULL);
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        char *text = json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        printf("    %-24s %s\n", key, text ? text : json_string_value(v));
+        free(text);
+    }
+    json_decref(obj);
+}
+
+static int cmd_inspect(int argc, char **argv)
+{
+    static const struct option opts[] = { { "json", no_argument, 0, 'j' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
+    bool as_json = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'j') as_json = true;
+        else if (c == 'h') return fputs(inspect_help, stdout), EXIT_OK;
+        else return fputs(inspect_help, stderr), EXIT_USAGE;
+    }
+    if (optind + 1 != argc) die_usage("inspect takes one file (h5ml inspect FILE.h5)");
+    const char *path = argv[optind];
+    h5ml_reader *r = h5ml_reader_new();
+    if (h5ml_reader_open(r, path) != H5ML_OK) {
+        int rc = fail(r);
+        h5ml_reader_close(r);
+        return rc;
+    }
+    h5ml_summary s;
+    progress p = progress_start("reading", false);
+    if (h5ml_summarize(r, &s, on_progress, &p) != H5ML_OK) {
+        int rc = fail(r);
+        h5ml_reader_close(r);
+        return rc;
+    }
+    char *meta = NULL;
+    h5ml_reader_metadata(r, &meta);
+    if (as_json) {
+        printf("{\"file\":\"%s\",\"structures\":%" PRId64 ",\"atoms\":%" PRId64 ",\"atoms_min\":%" PRId64
+               ",\"atoms_max\":%" PRId64 ",\"periodic\":%" PRId64 ",\"with_stress\":%" PRId64 ",\"with_info\":%" PRId64
+               ",\"elements\":{",
+               path, s.structures, s.atoms, s.atoms_min, s.atoms_max, s.periodic, s.with_stress, s.with_info);
+        int k = 0;
+        for (int z = 0; z <= 118; z++)
+            if (s.element_counts[z]) printf("%s\"%s\":%" PRId64, k++ ? "," : "", h5ml_symbol(z), s.element_counts[z]);
+        printf("},\"energy_min\":%.17g,\"energy_max\":%.17g,\"energy_mean\":%.17g,\"energy_std\":%.17g,"
+               "\"force_max\":%.9g,\"force_rms\":%.9g,\"bytes_file\":%" PRId64 ",\"bytes_raw\":%" PRId64
+               ",\"bytes_stored\":%" PRId64 ",\"compression\":\"%s\",\"compression_level\":%d,\"shuffle\":%s,\"metadata\":%s}\n",
+               s.structures ? s.energy_min : 0, s.structures ? s.energy_max : 0, s.structures ? s.energy_mean : 0,
+               s.structures ? s.energy_std : 0, s.atoms ? s.force_max : 0, s.atoms ? s.force_rms : 0, s.bytes_file,
+               s.bytes_raw, s.bytes_stored, s.compression, s.compression_level, s.shuffle ? "true" : "false",
+               meta ? meta : "{}");
+    } else {
+        char fsz[32], raw[32], stored[32];
+        human_bytes((double)s.bytes_file, fsz, sizeof fsz);
+        human_bytes((double)s.bytes_raw, raw, sizeof raw);
+        human_bytes((double)s.bytes_stored, stored, sizeof stored);
+        printf("%s: atomistic dataset\n", path);
+        printf("  structures     %" PRId64 " (%" PRId64 " periodic, %" PRId64 " with stress, %" PRId64 " with metadata)\n",
+               s.structures, s.periodic, s.with_stress, s.with_info);
+        printf("  atoms          %" PRId64 " (%" PRId64 "..%" PRId64 " per structure, mean %.1f)\n", s.atoms, s.atoms_min,
+               s.atoms_max, s.structures ? (double)s.atoms / (double)s.structures : 0.0);
+        printf("  elements       ");
+        print_elements(&s);
+        if (s.structures) {
+            printf("  energy (eV)    min %.6g  max %.6g  mean %.6g  std %.6g\n", s.energy_min, s.energy_max, s.energy_mean,
+                   s.energy_std);
+            printf("  energy/atom    mean %.6g  std %.6g\n", s.energy_per_atom_mean, s.energy_per_atom_std);
+        }
+        if (s.atoms) printf("  forces (eV/A)  max |F| %.6g  rms %.6g\n", s.force_max, s.force_rms);
+        printf("  storage        %s, %s", s.compression, s.compression_level ? "" : "");
+        if (s.compression_level) printf("level %d, ", s.compression_level);
+        printf("shuffle %s; file %s; datasets %s stored for %s raw (%.1f %%)\n", s.shuffle ? "on" : "off", fsz, stored, raw,
+               s.bytes_raw ? 100.0 * (double)s.bytes_stored / (double)s.bytes_raw : 100.0);
+        printf("  metadata\n");
+        if (meta) print_metadata(meta);
+    }
+    h5ml_free(meta);
+    h5ml_reader_close(r);
+    return EXIT_OK;
+}
+
+/* ---- verify -------------------------------------------------------------------------------- */
+
+static const char verify_help[] =
+    "usage: h5ml verify FILE.h5 [-q]\n"
+    "\n"
+    "Run every integrity check: schema (names, dtypes, shapes), splits (start at 0, never\n"
+    "decrease, end at the atom count, equal in structures/ and labels/), lengths,\n"
+    "structure_indices, atomic numbers, finite labels, zero stress where masked, and the\n"
+    "/metadata counts and statistics against the data. Exit 0 only when clean.\n"
+    "\n"
+    "options:\n"
+    "  -q, --quiet   print nothing, only set the exit code\n";
+
+typedef struct vstate { bool quiet; int shown; } vstate;
+
+static void on_problem(void *user, const char *msg)
+{
+    vstate *v = user;
+    if (!v->quiet && v->shown++ < 50) fprintf(stderr, "  problem: %s\n", msg);
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+    static const struct option opts[] = { { "quiet", no_argument, 0, 'q' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
+    vstate vs = { false, 0 };
+    int c;
+    while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+        if (c == 'q') vs.quiet = true;
+        else if (c == 'h') return fputs(verify_help, stdout), EXIT_OK;
+        else return fputs(verify_help, stderr), EXIT_USAGE;
+    }
+    if (optind + 1 != argc) die_usage("verify takes one file (h5ml verify FILE.h5)");
+    const char *path = argv[optind];
+    h5ml_reader *r = h5ml_reader_new();
+    int rc = h5ml_reader_open(r, path);
+    if (rc != H5ML_OK) {
+        if (!vs.quiet) fprintf(stderr, "%s: FAILED: %s\n", prog, h5ml_errmsg(r));
+        h5ml_reader_close(r);
+        return rc == H5ML_ERR_SCHEMA ? EXIT_CHECK : EXIT_USAGE;
+    }
+    rc = h5ml_verify(r, on_problem, &vs);
+    if (rc == H5ML_OK) {
+        if (!vs.quiet) printf("%s: OK (%" PRId64 " structures, %" PRId64 " atoms)\n", path, h5ml_reader_count(r), h5ml_reader_total_atoms(r));
+    } else if (rc == H5ML_ERR_CHECK) {
+        if (!vs.quiet) fprintf(stderr, "%s: FAILED: %s\n", path, h5ml_errmsg(r));
+    } else if (!vs.quiet) {
+        fprintf(stderr, "%s: error: %s\n", prog, h5ml_errmsg(r));
+    }
+    h5ml_reader_close(r);
+    return rc == H5ML_OK ? EXIT_OK : rc == H5ML_ERR_CHECK ? EXIT_CHECK : EXIT_USAGE;
+}
+
+/* ---- diff ---------------------------------------------------------------------------------- */
+
+static const char diff_help[] =
+    "usage: h5ml diff A.h5 B.h5\n"
+    "\n"
+    "Compare every dataset of two files exactly (names, dtypes, shapes, values bit for bit)\n"
+    "and /metadata num_structures. Exit 0 if identical, 1 at the first difference (named).\n";
+
+static int cmd_diff(int argc, char **argv)
+{
+    static const struct option opts[] = { { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'h') return fputs(diff_help, stdout), EXIT_OK;
+        return fputs(diff_help, stderr), EXIT_USAGE;
+    }
+    if (optind + 2 != argc) die_usage("diff takes two files (h5ml diff A.h5 B.h5)");
+    h5ml_reader *a = h5ml_reader_new(), *b = h5ml_reader_new();
+    int rc = EXIT_USAGE;
+    if (h5ml_reader_open(a, argv[optind]) != H5ML_OK) fail(a);
+    else if (h5ml_reader_open(b, argv[optind + 1]) != H5ML_OK) fail(b);
+    else {
+        int d = h5ml_diff(a, b);
+        if (d == H5ML_OK) {
+            printf("%s and %s are identical (%" PRId64 " structures)\n", argv[optind], argv[optind + 1], h5ml_reader_count(a));
+            rc = EXIT_OK;
+        } else if (d == H5ML_ERR_DIFFER) {
+            printf("%s and %s differ: %s\n", argv[optind], argv[optind + 1], h5ml_errmsg(a));
+            rc = EXIT_CHECK;
+        } else {
+            fail(a);
+        }
+    }
+    h5ml_reader_close(a);
+    h5ml_reader_close(b);
+    return rc;
+}
+
+/* ---- export -------------------------------------------------------------------------------- */
+
+static const char export_help[] =
+    "usage: h5ml export FILE.h5 -o OUT.xyz [--range A:B]\n"
+    "\n"
+    "Write structures to extended XYZ in ASE's layout, numbers in their shortest exact form\n"
+    "(ASE reads positions, cells, energies and stresses back bit for bit).\n"
+    "\n"
+    "options:\n"
+    "  -o, --output OUT.xyz   output file ('-' = stdout)\n"
+    "  -r, --range A:B        structures A..B-1, Python slice style (A:, :B, -10:)\n"
+    "  -q, --quiet            no progress bar or summary\n";
+
+static void parse_range(const char *s, int64_t n, int64_t *a, int64_t *b)
+{
+    const char *colon = strchr(s, ':');
+    if (colon == NULL) die_usage("--range expects A:B (got '%s')", s);
+    char *e;
+    *a = 0;
+    *b = n;
+    if (colon != s) {
+        *a = strtoll(s, &e, 10);
+        if (e != colon) die_usage("--range expects integers (got '%s')", s);
+    }
+    if (colon[1]) {
+        *b = strtoll(colon + 1, &e, 10);
+        if (*e) die_usage("--range expects integers (got '%s')", s);
+    }
+    if (*a < 0) *a += n;
+    if (*b < 0) *b += n;
+    if (*a < 0) *a = 0;
+    if (*b > n) *b = n;
+    if (*a > *b) *a = *b;
+}
+
+static int cmd_export(int argc, char **argv)
+{
+    static const struct option opts[] = { { "output", required_argument, 0, 'o' }, { "range", required_argument, 0, 'r' },
+                                          { "quiet", no_argument, 0, 'q' },        { "help", no_argument, 0, 'h' },
+                                          { 0, 0, 0, 0 } };
+    const char *out = NULL, *range = NULL;
+    bool quiet = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:r:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 'r': range = optarg; break;
+        case 'q': quiet = true; break;
+        case 'h': return fputs(export_help, stdout), EXIT_OK;
+        default: return fputs(export_help, stderr), EXIT_USAGE;
+        }
+    }
+    if (optind + 1 != argc) die_usage("export takes one file (h5ml export FILE.h5 -o OUT.xyz)");
+    if (out == NULL) die_usage("no output file: give -o OUT.xyz");
+    h5ml_reader *r = h5ml_reader_new();
+    if (h5ml_reader_open(r, argv[optind]) != H5ML_OK) {
+        int rc = fail(r);
+        h5ml_reader_close(r);
+        return rc;
+    }
+    int64_t a = 0, b = h5ml_reader_count(r);
+    if (range) parse_range(range, b, &a, &b);
+    double t0 = now();
+    progress p = progress_start("exporting", quiet || strcmp(out, "-") == 0);
+    int rc = h5ml_export_xyz(r, out, a, b, on_progress, &p);
+    if (rc != H5ML_OK) {
+        rc = fail(r);
+    } else {
+        if (!quiet && strcmp(out, "-") != 0)
+            printf("exported %" PRId64 " structures to %s in %.2f s\n", b - a, out, now() - t0);
+        rc = EXIT_OK;
+    }
+    h5ml_reader_close(r);
+    return rc;
+}
+
+/* ---- merge -------------------------------------------------------------------------------- */
+
+static const char merge_help[] =
+    "usage: h5ml merge A.h5 B.h5 [MORE.h5 ...] -o C.h5 [options]\n"
+    "\n"
+    "Write the structures of A, then B (and more) into a new file C, with splits and\n"
+    "structure_indices continued. C takes A's compression and chunking unless given.\n"
+    "\n"
+    "options:\n"
+    "  -o, --output C.h5     output file (required; must not be an input)\n"
+    "  -c, --compression C   gzip, lzf or none\n"
+    "      --level N         gzip level 1-9\n"
+    "      --no-validate     skip validation of the copied structures\n"
+    "  -q, --quiet           no progress bar or summary\n";
+
+static int cmd_merge(int argc, char **argv)
+{
+    static const struct option opts[] = { { "output", required_argument, 0, 'o' }, { "compression", required_argument, 0, 'c' },
+                                          { "level", required_argument, 0, 'L' },  { "no-validate", no_argument, 0, 'V' },
+                                          { "quiet", no_argument, 0, 'q' },        { "help", no_argument, 0, 'h' },
+                                          { 0, 0, 0, 0 } };
+    const char *out = NULL;
+    int compression = 0, level = 0;
+    bool quiet = false, no_validate = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:c:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 'c': compression = parse_compression(optarg); break;
+        case 'L': level = (int)parse_long(optarg, "--level", 1, 9); break;
+        case 'V': no_validate = true; break;
+        case 'q': quiet = true; break;
+        case 'h': return fputs(merge_help, stdout), EXIT_OK;
+        default: return fputs(merge_help, stderr), EXIT_USAGE;
+        }
+    }
+    if (argc - optind < 2) die_usage("merge takes at least two files (h5ml merge A.h5 B.h5 -o C.h5)");
+    if (out == NULL) die_usage("no output file: give -o C.h5");
+    struct stat so;
+    for (int i = optind; i < argc; i++) {
+        struct stat si;
+        if (stat(out, &so) == 0 && stat(argv[i], &si) == 0 && so.st_ino == si.st_ino && so.st_dev == si.st_dev)
+            die_usage("the output %s is also an input", out);
+    }
+    double t0 = now();
+    h5ml_writer *w = h5ml_writer_new();
+    logstate ls = { 0, 10, quiet };
+    h5ml_set_log(w, on_log, &ls);
+    int rc = EXIT_OK;
+    for (int i = optind; i < argc && rc == EXIT_OK; i++) {
+        h5ml_reader *r = h5ml_reader_new();
+        if (h5ml_reader_open(r, argv[i]) != H5ML_OK) {
+            rc = fail(r);
+        } else {
+            if (i == optind) {
+                h5ml_layout lay;
+                h5ml_reader_layout(r, &lay);
+                h5ml_writer_set(w, H5ML_OPT_COMPRESSION, compression ? compression : lay.compression);
+                if (level || lay.level) h5ml_writer_set(w, H5ML_OPT_LEVEL, level ? level : lay.level);
+                if (!lay.shuffle) h5ml_writer_set(w, H5ML_OPT_SHUFFLE, -1);
+                if (lay.chunk_atoms) h5ml_writer_set(w, H5ML_OPT_CHUNK_ATOMS, lay.chunk_atoms);
+                if (lay.chunk_structures) h5ml_writer_set(w, H5ML_OPT_CHUNK_STRUCTURES, lay.chunk_structures);
+                if (no_validate) h5ml_writer_set(w, H5ML_OPT_VALIDATE, -1);
+                if (h5ml_writer_open(w, out, H5ML_CREATE) != H5ML_OK) rc = fail(w);
+            }
+            progress p = progress_start("merging", quiet);
+            if (rc == EXIT_OK && h5ml_writer_add_file(w, r, on_progress, &p) != H5ML_OK) {
+                fprintf(stderr, "%s: error: %s\n", prog, h5ml_errmsg(w));
+                h5ml_writer_rollback(w);
+                rc = EXIT_USAGE;
+            }
+        }
+        h5ml_reader_close(r);
+    }
+    h5ml_writer_stats st;
+    h5ml_writer_get_stats(w, &st);
+    if (rc == EXIT_OK && h5ml_writer_finalize(w) != H5ML_OK) rc = fail(w);
+    h5ml_writer_close(w);
+    if (rc == EXIT_OK && !quiet)
+        printf("merged %d files into %s: %" PRId64 " structures (%" PRId64 " atoms) in %.2f s\n", argc - optind, out, st.structures,
+               st.atoms, now() - t0);
+    return rc;
+}
+
+/* ---- main ----------------------------------------------------------------------------------- */
+
+static const char main_help[] =
+    "usage: h5ml COMMAND [options]\n"
+    "\n"
+    "Machine-learning datasets in plain HDF5 (h5py, h5dump and HDFView read the files).\n"
+    "\n"
+    "commands:\n"
+    "  convert IN.xyz -o OUT.h5    extended XYZ -> HDF5 (create or --append)\n"
+    "  inspect FILE.h5             summary: counts, elements, labels, storage, metadata\n"
+    "  verify FILE.h5              every integrity check; exit 0 only when clean\n"
+    "  diff A.h5 B.h5              exact comparison of every dataset\n"
+    "  export FILE.h5 -o OUT.xyz   HDF5 -> extended XYZ (--range A:B)\n"
+    "  merge A.h5 B.h5 -o C.h5     concatenate datasets\n"
+    "  version                     print the version\n"
+    "\n"
+    "Run 'h5ml COMMAND --help' for the options of a command.\n"
+    "Exit codes: 0 ok, 1 a check or comparison failed, 2 usage or input error.\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(main_help, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        if (argc > 2 && strcmp(cmd, "help") == 0) {
+            static char help_flag[] = "--help";
+            argv[1] = argv[2];
+            argv[2] = help_flag;
+            cmd = argv[1];
+            argv++;
+            argc = 2;
+            goto dispatch;
+        }
+        fputs(main_help, stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("h5ml %s\n", h5ml_version());
+        return EXIT_OK;
+    }
+    argv++;
+    argc--;
+dispatch:
+    if (strcmp(cmd, "convert") == 0) return cmd_convert(argc, argv);
+    if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc, argv);
+    if (strcmp(cmd, "verify") == 0) return cmd_verify(argc, argv);
+    if (strcmp(cmd, "diff") == 0) return cmd_diff(argc, argv);
+    if (strcmp(cmd, "export") == 0) return cmd_export(argc, argv);
+    if (strcmp(cmd, "merge") == 0) return cmd_merge(argc, argv);
+    fprintf(stderr, "%s: error: unknown command '%s'\n\n", prog, cmd);
+    fputs(main_help, stderr);
+    return EXIT_USAGE;
+}

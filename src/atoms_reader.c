@@ -1,0 +1,578 @@
+/* The atomistic dataset reader: schema checks at open (so no later read can go out of
+ * bounds), structure and range reads, per-structure and file metadata. */
+#define _GNU_SOURCE
+#include "atoms_priv.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct h5ml_reader {
+    h5ml_base base;
+    char *path;
+    hid_t file;
+    hid_t dset[COL_COUNT];
+    hid_t info;
+    hid_t mt_pbc, mt_mask; /* memory types of the bool datasets (enum or integer in the file) */
+    int64_t n, m;
+    int64_t *splits; /* n+1 */
+    /* storage of h5ml_reader_get */
+    int64_t cap;
+    int64_t *numbers;
+    double *positions;
+    float *forces;
+    char *info_json;
+};
+
+h5ml_reader *h5ml_reader_new(void)
+{
+    h5ml_reader *r = calloc(1, sizeof *r);
+    if (r == NULL) return NULL;
+    h5ml__base_init(&r->base);
+    r->file = r->info = r->mt_pbc = r->mt_mask = H5I_INVALID_HID;
+    for (int c = 0; c < COL_COUNT; c++) r->dset[c] = H5I_INVALID_HID;
+    return r;
+}
+
+static void close_file(h5ml_reader *r)
+{
+    for (int c = 0; c < COL_COUNT; c++)
+        if (r->dset[c] >= 0) H5Dclose(r->dset[c]);
+    if (r->info >= 0) H5Dclose(r->info);
+    if (r->file >= 0) H5Fclose(r->file);
+    if (r->mt_pbc >= 0) H5Tclose(r->mt_pbc);
+    if (r->mt_mask >= 0) H5Tclose(r->mt_mask);
+    for (int c = 0; c < COL_COUNT; c++) r->dset[c] = H5I_INVALID_HID;
+    r->file = r->info = r->mt_pbc = r->mt_mask = H5I_INVALID_HID;
+    free(r->splits);
+    r->splits = NULL;
+    r->n = r->m = 0;
+}
+
+static const char *kind_name(int kind)
+{
+    switch (kind) {
+    case 'i': return "int64";
+    case 'd': return "float64";
+    case 'f': return "float32";
+    default: return "bool";
+    }
+}
+
+static bool type_ok(hid_t t, int kind)
+{
+    H5T_class_t c = H5Tget_class(t);
+    switch (kind) {
+    case 'i': return c == H5T_INTEGER;
+    case 'd':
+    case 'f': return c == H5T_FLOAT;
+    default: return (c == H5T_ENUM || c == H5T_INTEGER) && H5Tget_size(t) <= 8;
+    }
+}
+
+static void shape_text(const h5ml_coldef *d, char *out, size_t len)
+{
+    const char *row = d->per_atom == 1 ? "M" : d->per_atom == 2 ? "N+1" : "N";
+    if (d->rank == 1) snprintf(out, len, "(%s,)", row);
+    else if (d->rank == 2) snprintf(out, len, "(%s, %d)", row, d->ncols);
+    else snprintf(out, len, "(%s, 3, 3)", row);
+}
+
+/* Opens and checks one dataset's type and trailing shape; returns its length or -1. */
+static int64_t open_column(h5ml_reader *r, int c)
+{
+    const h5ml_coldef *d = &h5ml__cols[c];
+    char want[32];
+    shape_text(d, want, sizeof want);
+    if (H5Lexists(r->file, d->path, H5P_DEFAULT) <= 0) {
+        h5ml__fail(&r->base, H5ML_ERR_SCHEMA, "%s: missing dataset /%s (expected %s %s); not an atomistic dataset of this schema",
+                   r->path, d->path, kind_name(d->kind), want);
+        return -1;
+    }
+    r->dset[c] = H5Dopen2(r->file, d->path, H5P_DEFAULT);
+    if (r->dset[c] < 0) {
+        h5ml__fail_h5(&r->base, H5ML_ERR_SCHEMA, "%s: cannot open /%s", r->path, d->path);
+        return -1;
+    }
+    hid_t t = H5Dget_type(r->dset[c]);
+    bool tok = type_ok(t, d->kind);
+    if (tok && d->kind == 'b') {
+        /* Enums are read with their own values (0/1), integers converted to uint8. */
+        hid_t mt = H5Tget_class(t) == H5T_ENUM ? H5Tget_native_type(t, H5T_DIR_ASCEND) : H5Tcopy(H5T_NATIVE_UINT8);
+        if (c == COL_PBC) r->mt_pbc = mt;
+        else r->mt_mask = mt;
+    }
+    H5Tclose(t);
+    hsize_t dims[3] = { 0, 0, 0 };
+    int rank = h5ml__dims(r->dset[c], dims);
+    bool sok = rank == d->rank;
+    if (sok && d->rank == 2) sok = dims[1] == (hsize_t)d->ncols;
+    if (sok && d->rank == 3) sok = dims[1] == 3 && dims[2] == 3;
+    if (!tok || !sok) {
+        char got[64];
+        if (rank == 1) snprintf(got, sizeof got, "(%llu,)", (unsigned long long)dims[0]);
+        else if (rank == 2) snprintf(got, sizeof got, "(%llu, %llu)", (unsigned long long)dims[0], (unsigned long long)dims[1]);
+        else if (rank == 3)
+            snprintf(got, sizeof got, "(%llu, %llu, %llu)", (unsigned long long)dims[0], (unsigned long long)dims[1],
+                     (unsigned long long)dims[2]);
+        else snprintf(got, sizeof got, "rank %d", rank);
+        h5ml__fail(&r->base, H5ML_ERR_SCHEMA, "%s: /%s has the wrong %s: expected %s %s, found shape %s%s", r->path, d->path,
+                   tok ? "shape" : "dtype", kind_name(d->kind), want, got, tok ? "" : " of another type class");
+        return -1;
+    }
+    return (int64_t)dims[0];
+}
+
+/* Checks splits[0..n]: start 0, never decrease, end at m. */
+static int check_splits(h5ml_reader *r, const int64_t *s, int64_t n, int64_t m, const char *name)
+{
+    if (s[0] != 0)
+        return h5ml__fail(&r->base, H5ML_ERR_SCHEMA, "%s: /%s starts at %lld, expected 0", r->path, name, (long long)s[0]);
+    for (int64_t i = 1; i <= n; i++)
+        if (s[i] < s[i - 1])
+            return h5ml__fail(&r->base, H5ML_ERR_SCHEMA, "%s: /%s decreases at index %lld (%lld after %lld); splits must never decrease",
+                              r->path, name, (long long)i, (long long)s[i], (long long)s[i - 1]);
+    if (s[n] != m)
+        return h5ml__fail(&r->base, H5ML_ERR_SCHEMA, "%s: /%s ends at %lld but the per-atom datasets have %lld rows", r->path,
+                          name, (long long)s[n], (long long)m);
+    return H5ML_OK;
+}
+
+static int check_forces_splits(h5ml_reader *r)
+{
+    enum { BLOCK = 65536 };
+    int64_t *buf = malloc(sizeof *buf * BLOCK);
+    if (buf == NULL) return h5ml__fail(&r->base, H5ML_ERR_NOMEM, "out of memory");
+    int rc = H5ML_OK;
+    for (int64_t at = 0; at <= r->n && rc == H5ML_OK; at += BLOCK) {
+        int64_t k = r->n + 1 - at < BLOCK ? r->n + 1 - at : BLOCK;
+        if (h5ml__read_rows(r->dset[COL_FORCES_SPLITS], H5T_NATIVE_INT64, at, k, buf) < 0) {
+            rc = h5ml__fail_h5(&r->base, H5ML_ERR_HDF5, "%s: cannot read /labels/forces_splits", r->path);
+            break;
+        }
+        for (int64_t i = 0; i < k; i++)
+            if (buf[i] != r->splits[at + i]) {
+                rc = h5ml__fail(&r->base, H5ML_ERR_SCHEMA,
+                                "%s: /labels/forces_splits differs from /structures/atomic_numbers_splits at index %lld (%lld vs %lld)",
+                                r->path, (long long)(at + i), (long long)buf[i], (long long)r->splits[at + i]);
+                break;
+            }
+    }
+    free(buf);
+    return rc;
+}
+
+static int open_impl(h5ml_reader *r, const char *path, int64_t *dropped)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) return h5ml__fail(&r->base, H5ML_ERR_IO, "%s: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) return h5ml__fail(&r->base, H5ML_ERR_IO, "%s: is a directory", path);
+    if (H5Fis_hdf5(path) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return h5ml__fail(&r->base, H5ML_ERR_SCHEMA, "%s: not an HDF5 file", path);
+    }
+    hid_t fapl = h5ml__fapl_read();
+    r->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (r->file < 0) return h5ml__fail_h5(&r->base, H5ML_ERR_IO, "%s: cannot open", path);
+    int64_t len[COL_COUNT];
+    for (int c = 0; c < COL_COUNT; c++)
+        if ((len[c] = open_column(r, c)) < 0) return r->base.code;
+    /* Per-structure lengths: strictly equal, or (recovering) the shortest. */
+    const int per_struct[] = { COL_CELLS, COL_PBC, COL_ENERGY, COL_STRESS, COL_STRESS_MASK, COL_INDICES };
+    int64_t n = len[COL_NUMBERS_SPLITS] - 1, longest = n;
+    if (n < 0)
+        return h5ml__fail(&r->base, H5ML_ERR_SCHEMA, "%s: /structures/atomic_numbers_splits is empty (it must start with 0)", path);
+    if (len[COL_FORCES_SPLITS] - 1 < n) n = len[COL_FORCES_SPLITS] - 1;
+    for (size_t k = 0; k < sizeof per_struct / sizeof *per_struct; k++) {
+        int c = per_struct[k];
+        if (len[c] > longest) longest = len[c];
+        if (dropped == NULL && len[c] != n)
+            return h5ml__fail(&r->base, H5ML_ERR_SCHEMA,
+                              "%s: lengths disagree: /%s has %lld rows but /structures/atomic_numbers_splits describes %lld structures",
+                              path, h5ml__cols[c].path, (long long)len[c], (long long)n);
+        if (len[c] < n) n = len[c];
+    }
+    if (dropped == NULL && len[COL_FORCES_SPLITS] != len[COL_NUMBERS_SPLITS])
+        return h5ml__fail(&r->base, H5ML_ERR_SCHEMA, "%s: lengths disagree: /labels/forces_splits has %lld rows, /structures/atomic_numbers_splits %lld",
+                          path, (long long)len[COL_FORCES_SPLITS], (long long)len[COL_NUMBERS_SPLITS]);
+    int64_t m = len[COL_NUMBERS];
+    if (dropped == NULL && (len[COL_POSITIONS] != m || len[COL_FORCES] != m))
+        return h5ml__fail(&r->base, H5ML_ERR_SCHEMA,
+                          "%s: lengths disagree: /structures/atomic_numbers has %lld rows, /structures/positions %lld, /labels/forces %lld",
+                          path, (long long)m, (long long)len[COL_POSITIONS], (long long)len[COL_FORCES]);
+    if (len[COL_POSITIONS] < m) m = len[COL_POSITIONS];
+    if (len[COL_FORCES] < m) m = len[COL_FORCES];
+    r->splits = malloc(sizeof *r->splits * (size_t)(n + 1));
+    if (r->splits == NULL) return h5ml__fail(&r->base, H5ML_ERR_NOMEM, "%s: out of memory for %lld splits", path, (long long)n);
+    if (h5ml__read_rows(r->dset[COL_NUMBERS_SPLITS], H5T_NATIVE_INT64, 0, n + 1, r->splits) < 0)
+        return h5ml__fail_h5(&r->base, H5ML_ERR_HDF5, "%s: cannot read /structures/atomic_numbers_splits", path);
+    if (dropped) {
+        /* The consistent prefix: structures whose atoms are all present. */
+        while (n > 0 && (r->splits[n] > m || r->splits[n] < r->splits[n - 1])) n--;
+        m = r->splits[n];
+        *dropped = longest - n;
+    }
+    r->n = n;
+    r->m = m;
+    int rc = check_splits(r, r->splits, n, m, "structures/atomic_numbers_splits");
+    if (rc == H5ML_OK) rc = check_forces_splits(r);
+    if (rc) return rc;
+    if (H5Lexists(r->file, H5ML_INFO_PATH, H5P_DEFAULT) > 0) {
+        r->info = H5Dopen2(r->file, H5ML_INFO_PATH, H5P_DEFAULT);
+        hid_t t = r->info >= 0 ? H5Dget_type(r->info) : -1;
+        hsize_t d[3];
+        bool ok = t >= 0 && H5Tget_class(t) == H5T_STRING && h5ml__dims(r->info, d) == 1 &&
+                  (d[0] == (hsize_t)n || (dropped && d[0] >= (hsize_t)n));
+        if (t >= 0) H5Tclose(t);
+        if (!ok) return h5ml__fail(&r->base, H5ML_ERR_SCHEMA, "%s: /%s must be %lld strings", path, H5ML_INFO_PATH, (long long)n);
+    }
+    return H5ML_OK;
+}
+
+static int open_common(h5ml_reader *r, const char *path, int64_t *dropped)
+{
+    if (r == NULL) return H5ML_ERR_ARG;
+    if (path == NULL) return h5ml__fail(&r->base, H5ML_ERR_ARG, "no input path given");
+    if (h5ml__init() < 0) return h5ml__fail(&r->base, H5ML_ERR_HDF5, "cannot initialize HDF5");
+    h5ml_h5quiet q;
+    h5ml__h5_quiet(&q);
+    close_file(r);
+    free(r->path);
+    r->path = strdup(path);
+    int rc = open_impl(r, path, dropped);
+    if (rc) close_file(r);
+    else h5ml__ok(&r->base);
+    h5ml__h5_restore(&q);
+    return rc;
+}
+
+int h5ml_reader_open(h5ml_reader *r, const char *path) { return open_common(r, path, NULL); }
+
+int h5ml__reader_open_recover(h5ml_reader *r, const char *path, int64_t *dropped)
+{
+    *dropped = 0;
+    return open_common(r, path, dropped);
+}
+
+void h5ml_reader_close(h5ml_reader *r)
+{
+    if (r == NULL) return;
+    h5ml_h5quiet q;
+    h5ml__h5_quiet(&q);
+    close_file(r);
+    h5ml__h5_restore(&q);
+    free(r->numbers);
+    free(r->positions);
+    free(r->forces);
+    free(r->info_json);
+    free(r->path);
+    free(r);
+}
+
+int64_t h5ml_reader_count(const h5ml_reader *r) { return r ? r->n : 0; }
+int64_t h5ml_reader_total_atoms(const h5ml_reader *r) { return r ? r->m : 0; }
+const char *h5ml_reader_path(const h5ml_reader *r) { return r && r->path ? r->path : ""; }
+hid_t h5ml__reader_file(const h5ml_reader *r) { return r->file; }
+hid_t h5ml__reader_dset(const h5ml_reader *r, int col) { return r->dset[col]; }
+hid_t h5ml__reader_info_dset(const h5ml_reader *r) { return r->info; }
+const int64_t *h5ml__reader_splits(const h5ml_reader *r) { return r->splits; }
+
+static int check_range(h5ml_reader *r, int64_t start, int64_t count)
+{
+    if (r->file < 0) return h5ml__fail(&r->base, H5ML_ERR_STATE, "the reader is not open");
+    if (start < 0 || count < 0 || start > r->n || count > r->n - start)
+        return h5ml__fail(&r->base, H5ML_ERR_RANGE, "Range [%lld, %lld) out of range [0, %lld)", (long long)start,
+                          (long long)(start + count), (long long)r->n);
+    return H5ML_OK;
+}
+
+int h5ml_reader_range_atoms(h5ml_reader *r, int64_t start, int64_t count, int64_t *atoms)
+{
+    if (r == NULL) return H5ML_ERR_ARG;
+    int rc = check_range(r, start, count);
+    if (rc) return rc;
+    *atoms = r->splits[start + count] - r->splits[start];
+    return h5ml__ok(&r->base);
+}
+
+static int read_impl(h5ml_reader *r, int64_t start, int64_t count, const h5ml_frames *o)
+{
+    int64_t a0 = r->splits[start], na = r->splits[start + count] - a0;
+    struct { int col; hid_t mt; void *buf; int64_t at, n; } jobs[] = {
+        { COL_NUMBERS, H5T_NATIVE_INT64, o->numbers, a0, na },
+        { COL_POSITIONS, H5T_NATIVE_DOUBLE, o->positions, a0, na },
+        { COL_FORCES, H5T_NATIVE_FLOAT, o->forces, a0, na },
+        { COL_CELLS, H5T_NATIVE_DOUBLE, o->cells, start, count },
+        { COL_PBC, r->mt_pbc, o->pbc, start, count },
+        { COL_ENERGY, H5T_NATIVE_DOUBLE, o->energies, start, count },
+        { COL_STRESS, H5T_NATIVE_DOUBLE, o->stress, start, count },
+        { COL_STRESS_MASK, r->mt_mask, o->stress_mask, start, count },
+    };
+    for (size_t k = 0; k < sizeof jobs / sizeof *jobs; k++) {
+        if (jobs[k].buf == NULL) continue;
+        if (h5ml__read_rows(r->dset[jobs[k].col], jobs[k].mt, jobs[k].at, jobs[k].n, jobs[k].buf) < 0)
+            return h5ml__fail_h5(&r->base, H5ML_ERR_HDF5, "%s: cannot read /%s", r->path, h5ml__cols[jobs[k].col].path);
+    }
+    if (o->natoms)
+        for (int64_t i = 0; i < count; i++) o->natoms[i] = r->splits[start + i + 1] - r->splits[start + i];
+    return H5ML_OK;
+}
+
+int h5ml_reader_read(h5ml_reader *r, int64_t start, int64_t count, const h5ml_frames *out)
+{
+    if (r == NULL || out == NULL) return H5ML_ERR_ARG;
+    int rc = check_range(r, start, count);
+    if (rc) return rc;
+    h5ml_h5quiet q;
+    h5ml__h5_quiet(&q);
+    rc = read_impl(r, start, count, out);
+    if (rc == H5ML_OK) h5ml__ok(&r->base);
+    h5ml__h5_restore(&q);
+    return rc;
+}
+
+static int read_info(h5ml_reader *r, int64_t i, char **json)
+{
+    *json = NULL;
+    if (r->info < 0) return H5ML_OK;
+    hid_t t = h5ml__vlen_str_type();
+    char *v = NULL;
+    herr_t e = h5ml__read_rows(r->info, t, i, 1, &v);
+    H5Tclose(t);
+    if (e < 0) return h5ml__fail_h5(&r->base, H5ML_ERR_HDF5, "%s: cannot read /%s", r->path, H5ML_INFO_PATH);
+    if (v && *v) *json = strdup(v);
+    if (v) H5free_memory(v);
+    return H5ML_OK;
+}
+
+int h5ml_reader_info(h5ml_reader *r, int64_t i, char **json)
+{
+    if (r == NULL || json == NULL) return H5ML_ERR_ARG;
+    *json = NULL;
+    if (r->file >= 0 && (i < 0 || i >= r->n))
+        return h5ml__fail(&r->base, H5ML_ERR_RANGE, "Index %lld out of range [0, %lld)", (long long)i, (long long)r->n);
+    int rc = check_range(r, i, 1);
+    if (rc) return rc;
+    h5ml_h5quiet q;
+    h5ml__h5_quiet(&q);
+    rc = read_info(r, i, json);
+    if (rc == H5ML_OK) h5ml__ok(&r->base);
+    h5ml__h5_restore(&q);
+    return rc;
+}
+
+static int grow(h5ml_reader *r, int64_t natoms)
+{
+    if (natoms <= r->cap) return 0;
+    int64_t cap = natoms < 64 ? 64 : natoms;
+    int64_t *nb = realloc(r->numbers, sizeof *nb * (size_t)cap);
+    if (nb) r->numbers = nb;
+    double *pb = realloc(r->positions, sizeof *pb * 3 * (size_t)cap);
+    if (pb) r->positions = pb;
+    float *fb = realloc(r->forces, sizeof *fb * 3 * (size_t)cap);
+    if (fb) r->forces = fb;
+    if (!nb || !pb || !fb) return -1;
+    r->cap = cap;
+    return 0;
+}
+
+int h5ml_reader_get(h5ml_reader *r, int64_t i, h5ml_frame *f)
+{
+    if (r == NULL || f == NULL) return H5ML_ERR_ARG;
+    if (r->file < 0) return h5ml__fail(&r->base, H5ML_ERR_STATE, "the reader is not open");
+    if (i < 0 || i >= r->n)
+        return h5ml__fail(&r->base, H5ML_ERR_RANGE, "Index %lld out of range [0, %lld)", (long long)i, (long long)r->n);
+    int64_t na = r->splits[i + 1] - r->splits[i];
+    if (grow(r, na) < 0) return h5ml__fail(&r->base, H5ML_ERR_NOMEM, "out of memory");
+    memset(f, 0, sizeof *f);
+    uint8_t mask = 0;
+    h5ml_frames o = { .numbers = r->numbers, .positions = r->positions, .forces = r->forces, .cells = f->cell,
+                      .pbc = f->pbc, .energies = &f->energy, .stress = f->stress, .stress_mask = &mask };
+    h5ml_h5quiet q;
+    h5ml__h5_quiet(&q);
+    int rc = read_impl(r, i, 1, &o);
+    free(r->info_json);
+    r->info_json = NULL;
+    if (rc == H5ML_OK) rc = read_info(r, i, &r->info_json);
+    h5ml__h5_restore(&q);
+    if (rc) return rc;
+    f->index = i;
+    f->natoms = na;
+    f->numbers = r->numbers;
+    f->positions = r->positions;
+    f->forces = r->forces;
+    f->has_stress = mask != 0;
+    f->info_json = r->info_json;
+    return h5ml__ok(&r->base);
+}
+
+/* ---- /metadata as JSON ------------------------------------------------------------------ */
+
+static json_t *number_json(hid_t a, hid_t t, hid_t s)
+{
+    hssize_t n = H5Sget_simple_extent_npoints(s);
+    int rank = H5Sget_simple_extent_ndims(s);
+    H5T_class_t c = H5Tget_class(t);
+    if (n < 0) return json_null();
+    bool is_bool = c == H5T_ENUM && h5ml__is_bool_type(t);
+    if (c == H5T_ENUM && !is_bool) return json_null();
+    void *buf = malloc(8 * (size_t)(n ? n : 1));
+    if (buf == NULL) return json_null();
+    hid_t mt = c == H5T_FLOAT ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64;
+    if (is_bool) mt = H5T_NATIVE_INT8;
+    json_t *arr = json_array();
+    if (n > 0 && H5Aread(a, mt, buf) >= 0) {
+        for (hssize_t k = 0; k < n; k++) {
+            json_t *v;
+            if (is_bool) v = json_boolean(((int8_t *)buf)[k]);
+            else if (c == H5T_FLOAT) v = isfinite(((double *)buf)[k]) ? json_real(((double *)buf)[k]) : json_null();
+            else v = json_integer(((int64_t *)buf)[k]);
+            json_array_append_new(arr, v);
+        }
+    }
+    free(buf);
+    if (rank == 0 && json_array_size(arr) == 1) {
+        json_t *v = json_incref(json_array_get(arr, 0));
+        json_decref(arr);
+        return v;
+    }
+    return arr;
+}
+
+static json_t *string_json(hid_t a, hid_t t, hid_t s)
+{
+    hssize_t n = H5Sget_simple_extent_npoints(s);
+    int rank = H5Sget_simple_extent_ndims(s);
+    json_t *arr = json_array();
+    if (n <= 0) return arr;
+    if (H5Tis_variable_str(t) > 0) {
+        char **v = calloc((size_t)n, sizeof *v);
+        hid_t mt = h5ml__vlen_str_type();
+        if (v && H5Aread(a, mt, v) >= 0) {
+            for (hssize_t k = 0; k < n; k++) json_array_append_new(arr, json_string(v[k] ? v[k] : ""));
+            H5Dvlen_reclaim(mt, s, H5P_DEFAULT, v);
+        }
+        H5Tclose(mt);
+        free(v);
+    } else {
+        size_t len = H5Tget_size(t);
+        char *v = calloc((size_t)n, len + 1), *one = malloc(len + 1);
+        if (v && one && H5Aread(a, t, v) >= 0)
+            for (hssize_t k = 0; k < n; k++) {
+                memcpy(one, v + (size_t)k * len, len);
+                one[len] = 0;
+                json_array_append_new(arr, json_string(one));
+            }
+        free(v);
+        free(one);
+    }
+    if (rank == 0 && json_array_size(arr) == 1) {
+        json_t *x = json_incref(json_array_get(arr, 0));
+        json_decref(arr);
+        return x;
+    }
+    return arr;
+}
+
+static herr_t attr_cb(hid_t loc, const char *name, const H5A_info_t *info, void *data)
+{
+    (void)info;
+    json_t *obj = data;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    if (a < 0) return 0;
+    hid_t t = H5Aget_type(a), s = H5Aget_space(a);
+    json_t *v = H5Tget_class(t) == H5T_STRING ? string_json(a, t, s) : number_json(a, t, s);
+    json_object_set_new(obj, name, v);
+    H5Sclose(s);
+    H5Tclose(t);
+    H5Aclose(a);
+    return 0;
+}
+
+int h5ml_reader_metadata(h5ml_reader *r, char **json)
+{
+    if (r == NULL || json == NULL) return H5ML_ERR_ARG;
+    *json = NULL;
+    if (r->file < 0) return h5ml__fail(&r->base, H5ML_ERR_STATE, "the reader is not open");
+    h5ml_h5quiet q;
+    h5ml__h5_quiet(&q);
+    json_t *obj = json_object();
+    if (H5Lexists(r->file, "metadata", H5P_DEFAULT) > 0) {
+        hid_t g = H5Gopen2(r->file, "metadata", H5P_DEFAULT);
+        hsize_t idx = 0;
+        if (g >= 0) {
+            H5Aiterate2(g, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, attr_cb, obj);
+            H5Eclear2(H5E_DEFAULT);
+            if (json_object_size(obj) == 0) {
+                idx = 0;
+                H5Aiterate2(g, H5_INDEX_NAME, H5_ITER_INC, &idx, attr_cb, obj);
+            }
+            H5Gclose(g);
+        }
+    }
+    h5ml__h5_restore(&q);
+    *json = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    if (*json == NULL) return h5ml__fail(&r->base, H5ML_ERR_NOMEM, "out of memory");
+    return h5ml__ok(&r->base);
+}
+
+/* ---- statistics ------------------------------------------------------------------------- */
+
+int h5ml__reader_scan(h5ml_reader *r, h5ml_stats *st, h5ml_progress_fn progress, void *user)
+{
+    enum { BLOCK = 8192 };
+    h5ml__stats_init(st);
+    int rc = H5ML_OK;
+    int64_t cap = 0;
+    int64_t *numbers = NULL;
+    float *forces = NULL;
+    double *energies = malloc(sizeof *energies * BLOCK);
+    uint8_t *mask = malloc(BLOCK), *pbc = malloc(3 * BLOCK);
+    for (int64_t s = 0; s < r->n && rc == H5ML_OK; s += BLOCK) {
+        int64_t k = r->n - s < BLOCK ? r->n - s : BLOCK, na = r->splits[s + k] - r->splits[s];
+        if (na > cap) {
+            cap = na;
+            free(numbers);
+            free(forces);
+            numbers = malloc(sizeof *numbers * (size_t)cap);
+            forces = malloc(sizeof *forces * 3 * (size_t)cap);
+        }
+        if (!energies || !mask || !pbc || (na > 0 && (!numbers || !forces))) {
+            rc = h5ml__fail(&r->base, H5ML_ERR_NOMEM, "out of memory");
+            break;
+        }
+        h5ml_frames o = { .numbers = numbers, .forces = forces, .energies = energies, .stress_mask = mask, .pbc = pbc };
+        if ((rc = h5ml_reader_read(r, s, k, &o)) != H5ML_OK) break;
+        int64_t a = 0;
+        for (int64_t i = 0; i < k; i++) {
+            int64_t ni = r->splits[s + i + 1] - r->splits[s + i];
+            h5ml__stats_add(st, ni, numbers + a, energies[i], NULL, forces + 3 * a, mask[i], pbc + 3 * i);
+            a += ni;
+        }
+        if (progress && progress(user, s + k, r->n)) rc = h5ml__fail(&r->base, H5ML_ERR_STATE, "cancelled");
+    }
+    free(numbers);
+    free(forces);
+    free(energies);
+    free(mask);
+    free(pbc);
+    return rc;
+}
+
+int h5ml__reader_stats(h5ml_reader *r, h5ml_stats *st, bool trust_attrs)
+{
+    if (trust_attrs && H5Lexists(r->file, "metadata", H5P_DEFAULT) > 0) {
+        hid_t g = H5Gopen2(r->file, "metadata", H5P_DEFAULT);
+        int ok = g >= 0 && h5ml__stats_read(g, st) == 0 && st->n == r->n && st->atoms == r->m;
+        if (g >= 0) H5Gclose(g);
+        H5Eclear2(H5E_DEFAULT);
+        if (ok) return H5ML_OK;
+    }
+    return h5ml__reader_scan(r, st, NULL, NULL);
+}

@@ -1,0 +1,939 @@
+/* The atomistic dataset writer: schema creation, append and recovery, per-structure and
+ * batch adds, checkpoints, finalize and rollback. */
+#define _GNU_SOURCE
+#include "atoms_priv.h"
+#include "chunkcol.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef enum { META_STR, META_INT, META_DOUBLE, META_BOOL, META_INTS, META_DOUBLES } meta_kind;
+
+typedef struct meta_entry {
+    char *key;
+    meta_kind kind;
+    char *s;
+    int64_t i;
+    double d;
+    void *arr;
+    size_t n;
+} meta_entry;
+
+struct h5ml_writer {
+    h5ml_base base;
+    int64_t opt[H5ML_OPT__COUNT];
+    char *path;
+    char *tmp_path;       /* created files are set up under this name, then renamed */
+    int lock_fd;
+    hid_t file, g_meta;
+    hid_t mt_bool;        /* memory type of bool columns */
+    column col[COL_COUNT];
+    hid_t info;           /* labels/info or -1 */
+    char **info_pending;  /* JSON of structures [info_written, n) */
+    int64_t info_written, info_cap;
+    bool info_any;
+    int64_t n, m, n0, m0; /* structures and atoms now, and at open */
+    bool info_existed;
+    h5ml_stats stats, stats0;
+    pipeline pipe;        /* of new datasets */
+    int64_t chunk_atoms, chunk_structs;
+    scratch scratch;
+    bool is_open, finalized, created, swmr;
+    double last_ckpt;
+    int64_t added, checkpoints;
+    meta_entry *meta;
+    size_t nmeta;
+    /* per-add scratch */
+    float *f32;
+    int64_t f32_cap;
+};
+
+static const char *const reserved_keys[] = {
+    "num_structures", "num_atoms", "format", "format_version", "created", "updated", "h5ml_version",
+    "compression", "compression_level", "shuffle", "chunk_atoms", "chunk_structures", "elements",
+    "element_counts", "energy_min", "energy_max", "energy_mean", "energy_std", "energy_per_atom_mean",
+    "energy_per_atom_std", "force_max", "force_rms", "num_with_stress", "num_periodic", "finalized", NULL,
+};
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+h5ml_writer *h5ml_writer_new(void)
+{
+    h5ml_writer *w = calloc(1, sizeof *w);
+    if (w == NULL) return NULL;
+    h5ml__base_init(&w->base);
+    w->lock_fd = -1;
+    w->file = w->g_meta = w->info = H5I_INVALID_HID;
+    w->mt_bool = H5I_INVALID_HID;
+    return w;
+}
+
+typedef struct opt_bounds { int64_t lo, hi, def; const char *name; } opt_bounds;
+
+static const opt_bounds bounds[H5ML_OPT__COUNT] = {
+    [H5ML_OPT_COMPRESSION] = { 0, 3, H5ML_COMPRESS_GZIP, "compression" },
+    [H5ML_OPT_LEVEL] = { 0, 9, 4, "level" },
+    [H5ML_OPT_SHUFFLE] = { -1, 1, 1, "shuffle" },
+    [H5ML_OPT_VALIDATE] = { -1, 1, 1, "validate" },
+    [H5ML_OPT_CHUNK_ATOMS] = { 0, 1 << 24, 16384, "chunk_atoms" },
+    [H5ML_OPT_CHUNK_STRUCTURES] = { 0, 1 << 24, 4096, "chunk_structures" },
+    [H5ML_OPT_CHECKPOINT_MS] = { -1, INT64_C(86400000), 2000, "checkpoint_ms" },
+};
+
+int h5ml_writer_set(h5ml_writer *w, h5ml_option opt, int64_t value)
+{
+    if (w == NULL) return H5ML_ERR_ARG;
+    if (w->is_open) return h5ml__fail(&w->base, H5ML_ERR_STATE, "options must be set before the writer is opened");
+    if (opt <= 0 || opt >= H5ML_OPT__COUNT) return h5ml__fail(&w->base, H5ML_ERR_ARG, "unknown writer option %d", (int)opt);
+    const opt_bounds *b = &bounds[opt];
+    if (value < b->lo || value > b->hi)
+        return h5ml__fail(&w->base, H5ML_ERR_ARG, "%s must be between %lld and %lld (got %lld)", b->name,
+                          (long long)b->lo, (long long)b->hi, (long long)value);
+    if (opt == H5ML_OPT_LEVEL && value != 0 && value < 1)
+        return h5ml__fail(&w->base, H5ML_ERR_ARG, "level must be 1..9");
+    w->opt[opt] = value;
+    return h5ml__ok(&w->base);
+}
+
+static int64_t opt(const h5ml_writer *w, h5ml_option o) { return w->opt[o] ? w->opt[o] : bounds[o].def; }
+
+/* ---- locking -------------------------------------------------------------------------- */
+
+/* An OFD lock (independent of the flock HDF5 takes and drops in SWMR mode) marks the one
+ * h5ml writer of a file; the kernel releases it when the writer dies. */
+static int lock_path(h5ml_writer *w, const char *path, bool create)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0666);
+    if (fd < 0) {
+        if (!create && errno == ENOENT) return 0;
+        return h5ml__fail(&w->base, H5ML_ERR_IO, "%s: cannot open for writing: %s", path, strerror(errno));
+    }
+    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+    if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+        int e = errno;
+        close(fd);
+        if (e == EAGAIN || e == EACCES)
+            return h5ml__fail(&w->base, H5ML_ERR_BUSY,
+                              "%s: another h5ml writer has this file open; wait for it to finish", path);
+        return h5ml__fail(&w->base, H5ML_ERR_IO, "%s: cannot lock: %s", path, strerror(e));
+    }
+    if (w->lock_fd >= 0) close(w->lock_fd);
+    w->lock_fd = fd;
+    return H5ML_OK;
+}
+
+static void unlock(h5ml_writer *w)
+{
+    if (w->lock_fd >= 0) close(w->lock_fd);
+    w->lock_fd = -1;
+}
+
+/* ---- schema creation ------------------------------------------------------------------ */
+
+static hid_t file_type(int kind, hid_t bool_t)
+{
+    switch (kind) {
+    case 'i': return H5T_STD_I64LE;
+    case 'd': return H5T_IEEE_F64LE;
+    case 'f': return H5T_IEEE_F32LE;
+    default: return bool_t;
+    }
+}
+
+static hid_t mem_type(const h5ml_writer *w, int kind)
+{
+    switch (kind) {
+    case 'i': return H5T_NATIVE_INT64;
+    case 'd': return H5T_NATIVE_DOUBLE;
+    case 'f': return H5T_NATIVE_FLOAT;
+    default: return w->mt_bool;
+    }
+}
+
+static void set_filters(hid_t dcpl, const pipeline *p)
+{
+    if (p->shuffle) H5Pset_shuffle(dcpl);
+    if (p->codec == PIPE_GZIP) H5Pset_deflate(dcpl, (unsigned)p->level);
+    if (p->codec == PIPE_LZF) H5Pset_filter(dcpl, H5ML_FILTER_LZF, H5Z_FLAG_OPTIONAL, 0, NULL);
+}
+
+static hid_t create_dataset(h5ml_writer *w, const char *path, hid_t type, int rank, const hsize_t *row_shape,
+                            int64_t chunk_rows, bool filtered)
+{
+    hsize_t dims[3] = { 0, 0, 0 }, maxd[3] = { H5S_UNLIMITED, 0, 0 }, chunk[3] = { (hsize_t)chunk_rows, 0, 0 };
+    for (int k = 1; k < rank; k++) dims[k] = maxd[k] = chunk[k] = row_shape[k - 1];
+    hid_t space = H5Screate_simple(rank, dims, maxd), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, rank, chunk);
+    if (H5Tis_variable_str(type) <= 0) H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER); /* not allowed for strings */
+    H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_INCR);
+    if (filtered) set_filters(dcpl, &w->pipe);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t d = H5Dcreate2(w->file, path, type, space, lcpl, dcpl, H5P_DEFAULT);
+    if (d < 0) h5ml__h5_save();
+    H5Pclose(lcpl);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    return d;
+}
+
+static const char *codec_name(pipe_codec c) { return c == PIPE_GZIP ? "gzip" : c == PIPE_LZF ? "lzf" : "none"; }
+
+static int write_static_attrs(h5ml_writer *w)
+{
+    char ts[32];
+    h5ml__iso8601(ts);
+    hid_t g = w->g_meta;
+    int rc = 0;
+    rc |= h5ml__attr_str(g, "format", H5ML_FORMAT_NAME);
+    rc |= h5ml__attr_str(g, "format_version", H5ML_FORMAT_VERSION);
+    rc |= h5ml__attr_str(g, "created", ts);
+    rc |= h5ml__attr_str(g, "updated", ts);
+    rc |= h5ml__attr_str(g, "h5ml_version", h5ml_version());
+    rc |= h5ml__attr_str(g, "compression", codec_name(w->pipe.codec));
+    rc |= h5ml__attr_i64(g, "compression_level", w->pipe.codec == PIPE_GZIP ? w->pipe.level : 0);
+    rc |= h5ml__attr_bool(g, "shuffle", w->pipe.shuffle);
+    rc |= h5ml__attr_i64(g, "chunk_atoms", w->chunk_atoms);
+    rc |= h5ml__attr_i64(g, "chunk_structures", w->chunk_structs);
+    rc |= h5ml__attr_bool(g, "finalized", 0);
+    return rc;
+}
+
+static hsize_t row_shape_of(int c, int k)
+{
+    const h5ml_coldef *d = &h5ml__cols[c];
+    if (d->rank == 3) return 3;
+    return k == 0 ? (hsize_t)d->ncols : 0;
+}
+
+static int attach_columns(h5ml_writer *w, const int64_t rows[COL_COUNT])
+{
+    char why[256];
+    for (int c = 0; c < COL_COUNT; c++) {
+        hid_t d = H5Dopen2(w->file, h5ml__cols[c].path, H5P_DEFAULT);
+        if (d < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_SCHEMA, "%s: cannot open %s", w->path, h5ml__cols[c].path);
+        if (h5ml__col_attach(&w->col[c], d, mem_type(w, h5ml__cols[c].kind), rows[c], why, sizeof why) < 0) {
+            H5Dclose(d);
+            return h5ml__fail_h5(&w->base, H5ML_ERR_SCHEMA, "%s: cannot append to %s: %s", w->path,
+                                 h5ml__cols[c].path, why);
+        }
+    }
+    return H5ML_OK;
+}
+
+static int create_schema(h5ml_writer *w)
+{
+    hid_t bool_t = h5ml__bool_type();
+    for (int c = 0; c < COL_COUNT; c++) {
+        const h5ml_coldef *d = &h5ml__cols[c];
+        hsize_t shape[2] = { row_shape_of(c, 0), row_shape_of(c, 1) };
+        int64_t chunk = d->per_atom == 1 ? w->chunk_atoms : w->chunk_structs;
+        hid_t ds = create_dataset(w, d->path, file_type(d->kind, bool_t), d->rank, shape, chunk, true);
+        if (ds < 0) {
+            H5Tclose(bool_t);
+            return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot create %s", w->path, d->path);
+        }
+        H5Dclose(ds);
+    }
+    H5Tclose(bool_t);
+    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    H5Pset_attr_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED); /* inspect lists them in order */
+    w->g_meta = H5Gcreate2(w->file, "metadata", H5P_DEFAULT, gcpl, H5P_DEFAULT);
+    H5Pclose(gcpl);
+    if (w->g_meta < 0 || write_static_attrs(w) < 0 || h5ml__stats_write(w->g_meta, &w->stats) < 0)
+        return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot write /metadata", w->path);
+    int64_t rows[COL_COUNT] = { 0 };
+    int rc = attach_columns(w, rows);
+    if (rc) return rc;
+    /* The splits start with 0, so even an empty file is a valid dataset. */
+    int64_t zero = 0;
+    if (h5ml__col_append(&w->col[COL_NUMBERS_SPLITS], &w->scratch, &zero, 1) < 0 ||
+        h5ml__col_append(&w->col[COL_FORCES_SPLITS], &w->scratch, &zero, 1) < 0 ||
+        h5ml__col_flush(&w->col[COL_NUMBERS_SPLITS], &w->scratch) < 0 ||
+        h5ml__col_flush(&w->col[COL_FORCES_SPLITS], &w->scratch) < 0)
+        return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot write the splits", w->path);
+    return H5ML_OK;
+}
+
+static void pipeline_from_options(h5ml_writer *w)
+{
+    int64_t c = opt(w, H5ML_OPT_COMPRESSION);
+    w->pipe.codec = c == H5ML_COMPRESS_NONE ? PIPE_NONE : c == H5ML_COMPRESS_LZF ? PIPE_LZF : PIPE_GZIP;
+    w->pipe.level = (int)opt(w, H5ML_OPT_LEVEL);
+    w->pipe.shuffle = opt(w, H5ML_OPT_SHUFFLE) > 0 && w->pipe.codec != PIPE_NONE;
+    w->pipe.nfilters = (w->pipe.shuffle ? 1 : 0) + (w->pipe.codec != PIPE_NONE ? 1 : 0);
+    w->chunk_atoms = opt(w, H5ML_OPT_CHUNK_ATOMS);
+    w->chunk_structs = opt(w, H5ML_OPT_CHUNK_STRUCTURES);
+}
+
+static int start_swmr(h5ml_writer *w)
+{
+    /* SWMR needs every object closed or refreshed; datasets stay open, HDF5 handles them. */
+    if (H5Fstart_swmr_write(w->file) < 0) {
+        char h5[256];
+        h5ml__h5_error_text(h5, sizeof h5);
+        w->swmr = false;
+        h5ml__warn(&w->base,
+                   "%s: the file's format does not allow crash-safe (SWMR) writing, probably written by another "
+                   "tool; appending without checkpoints protection",
+                   w->path);
+        return H5ML_OK;
+    }
+    w->swmr = true;
+    return H5ML_OK;
+}
+
+static int open_create(h5ml_writer *w)
+{
+    /* Refuse to replace a file that another writer is using, then build the new file under
+     * a temporary name and rename it into place once it is a complete, SWMR-safe file. */
+    int rc = lock_path(w, w->path, false);
+    if (rc) return rc;
+    size_t n = strlen(w->path) + 32;
+    w->tmp_path = malloc(n);
+    if (w->tmp_path == NULL) return h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
+    snprintf(w->tmp_path, n, "%s.h5ml-%d.tmp", w->path, (int)getpid());
+    rc = lock_path(w, w->tmp_path, true);
+    if (rc) return rc;
+    hid_t fapl = h5ml__fapl_safe();
+    w->file = H5Fcreate(w->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (w->file < 0) {
+        unlink(w->tmp_path);
+        return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot create", w->path);
+    }
+    w->created = true;
+    h5ml__stats_init(&w->stats);
+    rc = create_schema(w);
+    if (rc == 0) rc = start_swmr(w);
+    if (rc == 0 && H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0)
+        rc = h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot write", w->path);
+    if (rc == 0 && rename(w->tmp_path, w->path) < 0)
+        rc = h5ml__fail(&w->base, H5ML_ERR_IO, "%s: cannot create: %s", w->path, strerror(errno));
+    if (rc) {
+        unlink(w->tmp_path);
+        return rc;
+    }
+    free(w->tmp_path);
+    w->tmp_path = NULL;
+    w->n = w->m = 0;
+    return H5ML_OK;
+}
+
+/* ---- append ---------------------------------------------------------------------------- */
+
+static int shrink(h5ml_writer *w, hid_t file, int64_t n, int64_t m)
+{
+    for (int c = 0; c < COL_COUNT; c++) {
+        const h5ml_coldef *d = &h5ml__cols[c];
+        hid_t ds = H5Dopen2(file, d->path, H5P_DEFAULT);
+        hsize_t dims[3];
+        int rank = ds < 0 ? -1 : h5ml__dims(ds, dims);
+        dims[0] = (hsize_t)(d->per_atom == 1 ? m : d->per_atom == 2 ? n + 1 : n);
+        herr_t rc = rank < 0 ? -1 : H5Dset_extent(ds, dims);
+        if (ds >= 0) H5Dclose(ds);
+        if (rc < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot cut %s back", w->path, d->path);
+    }
+    if (H5Lexists(file, H5ML_INFO_PATH, H5P_DEFAULT) > 0) {
+        hid_t ds = H5Dopen2(file, H5ML_INFO_PATH, H5P_DEFAULT);
+        hsize_t d = (hsize_t)n;
+        herr_t rc = ds < 0 ? -1 : H5Dset_extent(ds, &d);
+        if (ds >= 0) H5Dclose(ds);
+        if (rc < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot cut %s back", w->path, H5ML_INFO_PATH);
+    }
+    return H5ML_OK;
+}
+
+static int open_append(h5ml_writer *w)
+{
+    int rc = lock_path(w, w->path, false);
+    if (rc) return rc;
+    if (w->lock_fd < 0) return open_create(w); /* missing file: append creates it */
+    /* Check the file with the reader (tolerating an unfinished tail left by a killed
+     * writer) and get the consistent lengths and statistics. */
+    h5ml_reader *r = h5ml_reader_new();
+    if (r == NULL) return h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
+    int64_t dropped = 0;
+    rc = h5ml__reader_open_recover(r, w->path, &dropped);
+    if (rc == H5ML_OK) {
+        w->n = h5ml_reader_count(r);
+        w->m = h5ml_reader_total_atoms(r);
+        rc = h5ml__reader_stats(r, &w->stats, dropped == 0);
+    }
+    if (rc) h5ml__copy_error(&w->base, (h5ml_base *)r);
+    h5ml_reader_close(r);
+    if (rc) return rc;
+    hid_t fapl = h5ml__fapl_safe();
+    w->file = H5Fopen(w->path, H5F_ACC_RDWR, fapl);
+    H5Pclose(fapl);
+    if (w->file < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot open for appending", w->path);
+    if (dropped > 0) {
+        h5ml__warn(&w->base, "%s: dropped an unfinished tail of %lld structure(s) left by an interrupted writer",
+                   w->path, (long long)dropped);
+        if ((rc = shrink(w, w->file, w->n, w->m)) != 0) return rc;
+    }
+    int64_t rows[COL_COUNT];
+    for (int c = 0; c < COL_COUNT; c++) {
+        int pa = h5ml__cols[c].per_atom;
+        rows[c] = pa == 1 ? w->m : pa == 2 ? w->n + 1 : w->n;
+    }
+    if ((rc = attach_columns(w, rows)) != 0) return rc;
+    const column *fc = &w->col[COL_FORCES];
+    w->pipe = fc->pipe;
+    w->chunk_atoms = w->col[COL_NUMBERS].chunk_rows;
+    w->chunk_structs = w->col[COL_ENERGY].chunk_rows;
+    int64_t asked = w->opt[H5ML_OPT_COMPRESSION];
+    if (asked && (asked == H5ML_COMPRESS_NONE ? PIPE_NONE : asked == H5ML_COMPRESS_LZF ? PIPE_LZF : PIPE_GZIP) != w->pipe.codec)
+        h5ml__warn(&w->base, "%s: appending keeps the file's compression (%s)", w->path, codec_name(w->pipe.codec));
+    w->g_meta = H5Lexists(w->file, "metadata", H5P_DEFAULT) > 0
+                    ? H5Gopen2(w->file, "metadata", H5P_DEFAULT)
+                    : H5Gcreate2(w->file, "metadata", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (w->g_meta < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot open /metadata", w->path);
+    if (H5Aexists(w->g_meta, "format") <= 0 && write_static_attrs(w) < 0)
+        return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot write /metadata", w->path);
+    if (h5ml__attr_bool(w->g_meta, "finalized", 0) < 0 || h5ml__stats_write(w->g_meta, &w->stats) < 0)
+        return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot write /metadata", w->path);
+    if (H5Lexists(w->file, H5ML_INFO_PATH, H5P_DEFAULT) > 0) {
+        w->info = H5Dopen2(w->file, H5ML_INFO_PATH, H5P_DEFAULT);
+        w->info_existed = true;
+    }
+    w->info_written = w->n;
+    return start_swmr(w);
+}
+
+static void reset(h5ml_writer *w)
+{
+    for (int c = 0; c < COL_COUNT; c++) h5ml__col_free(&w->col[c]);
+    if (w->info >= 0) H5Dclose(w->info);
+    if (w->g_meta >= 0) H5Gclose(w->g_meta);
+    if (w->file >= 0) H5Fclose(w->file);
+    w->info = w->g_meta = w->file = H5I_INVALID_HID;
+    for (int64_t k = w->info_written; k < w->n && w->info_pending; k++) free(w->info_pending[k - w->info_written]);
+    free(w->info_pending);
+    w->info_pending = NULL;
+    w->info_cap = 0;
+    w->is_open = false;
+}
+
+int h5ml_writer_open(h5ml_writer *w, const char *path, h5ml_mode mode)
+{
+    if (w == NULL) return H5ML_ERR_ARG;
+    if (path == NULL || !*path) return h5ml__fail(&w->base, H5ML_ERR_ARG, "no output path given");
+    if (w->is_open || w->path) return h5ml__fail(&w->base, H5ML_ERR_STATE, "this writer was already opened");
+    if (h5ml__init() < 0) return h5ml__fail(&w->base, H5ML_ERR_HDF5, "cannot initialize HDF5");
+    h5ml_h5quiet q;
+    h5ml__h5_quiet(&q);
+    w->path = strdup(path);
+    w->mt_bool = h5ml__bool_type();
+    pipeline_from_options(w);
+    int rc = mode == H5ML_APPEND ? open_append(w) : open_create(w);
+    if (rc == H5ML_OK) {
+        w->n0 = w->n;
+        w->m0 = w->m;
+        w->stats0 = w->stats;
+        w->is_open = true;
+        w->last_ckpt = now_ms();
+        h5ml__ok(&w->base);
+    } else {
+        reset(w);
+        unlock(w);
+    }
+    h5ml__h5_restore(&q);
+    return rc;
+}
+
+/* ---- per-structure metadata ------------------------------------------------------------ */
+
+static int create_info(h5ml_writer *w)
+{
+    hid_t t = h5ml__vlen_str_type();
+    hsize_t none[2] = { 0, 0 };
+    w->info = create_dataset(w, H5ML_INFO_PATH, t, 1, none, w->chunk_structs, w->pipe.codec == PIPE_GZIP);
+    H5Tclose(t);
+    if (w->info < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot create %s", w->path, H5ML_INFO_PATH);
+    return H5ML_OK;
+}
+
+/* Writes the pending JSON strings of structures [info_written, n). */
+static int flush_info(h5ml_writer *w)
+{
+    int64_t k = w->n - w->info_written;
+    if (k == 0) return H5ML_OK;
+    int rc = H5ML_OK;
+    if (w->info_any) {
+        if (w->info < 0 && (rc = create_info(w)) != 0) return rc;
+        hsize_t dim = (hsize_t)w->n, off = (hsize_t)w->info_written, cnt = (hsize_t)k;
+        hid_t t = h5ml__vlen_str_type();
+        herr_t e = H5Dset_extent(w->info, &dim);
+        hid_t fs = H5Dget_space(w->info), ms = H5Screate_simple(1, &cnt, NULL);
+        if (e >= 0) e = H5Sselect_hyperslab(fs, H5S_SELECT_SET, &off, NULL, &cnt, NULL);
+        if (e >= 0) e = H5Dwrite(w->info, t, ms, fs, H5P_DEFAULT, w->info_pending);
+        H5Sclose(ms);
+        H5Sclose(fs);
+        H5Tclose(t);
+        if (e < 0) rc = h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot write %s", w->path, H5ML_INFO_PATH);
+    }
+    for (int64_t i = 0; i < k; i++) free(w->info_pending[i]);
+    w->info_written = w->n;
+    return rc;
+}
+
+static int push_info(h5ml_writer *w, const char *json)
+{
+    int64_t k = w->n - w->info_written;
+    if (k >= w->info_cap) {
+        int64_t cap = w->info_cap ? w->info_cap * 2 : 256;
+        char **p = realloc(w->info_pending, sizeof *p * (size_t)cap);
+        if (p == NULL) return h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
+        w->info_pending = p;
+        w->info_cap = cap;
+    }
+    char *copy = NULL;
+    if (json && *json) {
+        copy = strdup(json);
+        if (copy == NULL) return h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
+        w->info_any = true;
+    }
+    w->info_pending[k] = copy;
+    return H5ML_OK;
+}
+
+static int check_info_json(h5ml_writer *w, const char *json)
+{
+    if (json == NULL || !*json) return H5ML_OK;
+    json_error_t err;
+    json_t *v = json_loads(json, JSON_DECODE_ANY, &err);
+    bool ok = v && json_is_object(v);
+    json_decref(v);
+    if (!ok) return h5ml__fail(&w->base, H5ML_ERR_VALUE, "Invalid structure metadata: not a JSON object (%s)", err.text);
+    return H5ML_OK;
+}
+
+/* ---- adding ---------------------------------------------------------------------------- */
+
+static int checkpoint(h5ml_writer *w);
+
+static void plausibility(h5ml_writer *w, const h5ml_structure *s, int64_t index)
+{
+    int64_t i, j;
+    double d;
+    if (h5ml__close_pair(s->natoms, s->positions, s->cell, s->pbc, 0.5, &i, &j, &d))
+        h5ml__warn(&w->base, "structure %lld: atoms %lld and %lld are %.3f \xc3\x85 apart (below 0.5 \xc3\x85)",
+                   (long long)index, (long long)i, (long long)j, d);
+    double fmax2 = 0;
+    int64_t at = -1;
+    for (int64_t k = 0; k < s->natoms; k++) {
+        const double *f = s->forces + 3 * k;
+        double f2 = f[0] * f[0] + f[1] * f[1] + f[2] * f[2];
+        if (f2 > fmax2) {
+            fmax2 = f2;
+            at = k;
+        }
+    }
+    if (fmax2 > 50.0 * 50.0)
+        h5ml__warn(&w->base, "structure %lld: |F| = %.2f eV/\xc3\x85 on atom %lld (above 50 eV/\xc3\x85)",
+                   (long long)index, sqrt(fmax2), (long long)at);
+}
+
+static void voigt(const h5ml_structure *s, double out[6], uint8_t *mask)
+{
+    memset(out, 0, 6 * sizeof *out);
+    *mask = s->stress != NULL;
+    if (!s->stress) return;
+    const double *t = s->stress;
+    if ((s->stress_len ? s->stress_len : 6) == 9) {
+        out[0] = t[0];
+        out[1] = t[4];
+        out[2] = t[8];
+        out[3] = t[5];
+        out[4] = t[2];
+        out[5] = t[1];
+    } else {
+        memcpy(out, t, 6 * sizeof *out);
+    }
+}
+
+static int append_structure(h5ml_writer *w, const h5ml_structure *s)
+{
+    int64_t na = s->natoms;
+    if (na > w->f32_cap) {
+        float *p = realloc(w->f32, sizeof *p * 3 * (size_t)na);
+        if (p == NULL) return h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
+        w->f32 = p;
+        w->f32_cap = na;
+    }
+    for (int64_t k = 0; k < 3 * na; k++) w->f32[k] = (float)s->forces[k];
+    static const double zero9[9] = { 0 };
+    int8_t pbc[3] = { 0, 0, 0 };
+    if (s->pbc)
+        for (int k = 0; k < 3; k++) pbc[k] = s->pbc[k] ? 1 : 0;
+    double st[6];
+    uint8_t mask;
+    voigt(s, st, &mask);
+    int8_t mask8 = (int8_t)mask;
+    int64_t split = w->m + na, index = w->n;
+    scratch *sc = &w->scratch;
+    column *c = w->col;
+    int e = 0;
+    e |= h5ml__col_append(&c[COL_NUMBERS], sc, s->numbers, na);
+    e |= h5ml__col_append(&c[COL_POSITIONS], sc, s->positions, na);
+    e |= h5ml__col_append(&c[COL_FORCES], sc, w->f32, na);
+    e |= h5ml__col_append(&c[COL_NUMBERS_SPLITS], sc, &split, 1);
+    e |= h5ml__col_append(&c[COL_FORCES_SPLITS], sc, &split, 1);
+    e |= h5ml__col_append(&c[COL_CELLS], sc, s->cell ? s->cell : zero9, 1);
+    e |= h5ml__col_append(&c[COL_PBC], sc, pbc, 1);
+    e |= h5ml__col_append(&c[COL_ENERGY], sc, &s->energy, 1);
+    e |= h5ml__col_append(&c[COL_STRESS], sc, st, 1);
+    e |= h5ml__col_append(&c[COL_STRESS_MASK], sc, &mask8, 1);
+    e |= h5ml__col_append(&c[COL_INDICES], sc, &index, 1);
+    if (e) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot write structure %lld", w->path, (long long)index);
+    int rc = push_info(w, s->info_json);
+    if (rc) return rc;
+    h5ml__stats_add(&w->stats, na, s->numbers, s->energy, NULL, w->f32, mask, (const uint8_t *)pbc);
+    w->n++;
+    w->m += na;
+    w->added++;
+    if (w->n - w->info_written >= w->chunk_structs && (rc = flush_info(w)) != 0) return rc;
+    return H5ML_OK;
+}
+
+static int add_one(h5ml_writer *w, const h5ml_structure *s)
+{
+    if (!w->is_open) {
+        if (w->finalized)
+            return h5ml__fail(&w->base, H5ML_ERR_STATE, "Cannot add structures after finalize() has been called");
+        return h5ml__fail(&w->base, H5ML_ERR_STATE, "the writer is not open");
+    }
+    if (s == NULL) return h5ml__fail(&w->base, H5ML_ERR_ARG, "no structure given");
+    if (s->natoms < 0 || (s->natoms > 0 && (!s->numbers || !s->positions || !s->forces)))
+        return h5ml__fail(&w->base, H5ML_ERR_ARG, "structure arrays missing (numbers, positions and forces are required)");
+    if (opt(w, H5ML_OPT_VALIDATE) > 0) {
+        char msg[256];
+        if (h5ml__validate(s, msg, sizeof msg)) return h5ml__fail(&w->base, H5ML_ERR_VALUE, "%s", msg);
+        int rc = check_info_json(w, s->info_json);
+        if (rc) return rc;
+        plausibility(w, s, w->n);
+    } else if ((s->forces_rows ? s->forces_rows : s->natoms) != s->natoms) {
+        /* Even unvalidated, the arrays must line up or the file would be corrupt. */
+        return h5ml__fail(&w->base, H5ML_ERR_VALUE, "Forces shape (%lld, 3) doesn't match atoms (%lld, 3)",
+                          (long long)s->forces_rows, (long long)s->natoms);
+    }
+    int rc = append_structure(w, s);
+    if (rc) return rc;
+    int64_t every = opt(w, H5ML_OPT_CHECKPOINT_MS);
+    if (every > 0 && now_ms() - w->last_ckpt >= (double)every) return checkpoint(w);
+    return H5ML_OK;
+}
+
+int h5ml_writer_add(h5ml_writer *w, const h5ml_structure *s)
+{
+    if (w == NULL) return H5ML_ERR_ARG;
+    h5ml_h5quiet q;
+    h5ml__h5_quiet(&q);
+    int rc = add_one(w, s);
+    if (rc == H5ML_OK) h5ml__ok(&w->base);
+    h5ml__h5_restore(&q);
+    return rc;
+}
+
+int h5ml_writer_add_batch(h5ml_writer *w, const h5ml_batch *b)
+{
+    if (w == NULL) return H5ML_ERR_ARG;
+    if (b == NULL || b->count < 0 || (b->count > 0 && (!b->natoms || !b->energies)))
+        return h5ml__fail(&w->base, H5ML_ERR_ARG, "batch arrays missing (natoms and energies are required)");
+    h5ml_h5quiet q;
+    h5ml__h5_quiet(&q);
+    int rc = H5ML_OK;
+    int64_t atom = 0;
+    for (int64_t k = 0; k < b->count && rc == H5ML_OK; k++) {
+        int64_t na = b->natoms[k];
+        if (na < 0) {
+            rc = h5ml__fail(&w->base, H5ML_ERR_VALUE, "Invalid number of atoms: %lld (structure %lld of the batch)",
+                            (long long)na, (long long)k);
+            break;
+        }
+        h5ml_structure s = {
+            .natoms = na,
+            .numbers = b->numbers ? b->numbers + atom : NULL,
+            .positions = b->positions ? b->positions + 3 * atom : NULL,
+            .cell = b->cells ? b->cells + 9 * k : NULL,
+            .pbc = b->pbc ? b->pbc + 3 * k : NULL,
+            .energy = b->energies[k],
+            .forces = b->forces ? b->forces + 3 * atom : NULL,
+            .stress = (b->stress && (!b->stress_mask || b->stress_mask[k])) ? b->stress + 6 * k : NULL,
+            .stress_len = 6,
+            .info_json = b->info_json ? b->info_json[k] : NULL,
+        };
+        rc = add_one(w, &s);
+        if (rc != H5ML_OK && rc != H5ML_ERR_STATE) {
+            size_t n = strlen(w->base.msg);
+            snprintf(w->base.msg + n, sizeof w->base.msg - n, " (structure %lld of the batch)", (long long)k);
+        }
+        atom += na;
+    }
+    if (rc == H5ML_OK) h5ml__ok(&w->base);
+    h5ml__h5_restore(&q);
+    return rc;
+}
+
+/* ---- checkpoints, metadata, finalize ---------------------------------------------------- */
+
+static int flush_all(h5ml_writer *w)
+{
+    for (int c = 0; c < COL_COUNT; c++)
+        if (h5ml__col_flush(&w->col[c], &w->scratch) < 0)
+            return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot write %s", w->path, h5ml__cols[c].path);
+    return flush_info(w);
+}
+
+static int checkpoint(h5ml_writer *w)
+{
+    int rc = flush_all(w);
+    if (rc) return rc;
+    if (h5ml__stats_write(w->g_meta, &w->stats) < 0)
+        return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot write /metadata", w->path);
+    if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot flush", w->path);
+    w->checkpoints++;
+    w->last_ckpt = now_ms();
+    return H5ML_OK;
+}
+
+int h5ml_writer_checkpoint(h5ml_writer *w)
+{
+    if (w == NULL) return H5ML_ERR_ARG;
+    if (!w->is_open) return h5ml__fail(&w->base, H5ML_ERR_STATE, "the writer is not open");
+    h5ml_h5quiet q;
+    h5ml__h5_quiet(&q);
+    int rc = checkpoint(w);
+    if (rc == H5ML_OK) h5ml__ok(&w->base);
+    h5ml__h5_restore(&q);
+    return rc;
+}
+
+static int meta_put(h5ml_writer *w, const char *key, meta_entry *e)
+{
+    if (key == NULL || !*key || strchr(key, '/'))
+        return h5ml__fail(&w->base, H5ML_ERR_ARG, "invalid metadata key '%s' (empty or contains '/')", key ? key : "");
+    for (const char *const *r = reserved_keys; *r; r++)
+        if (strcmp(*r, key) == 0)
+            return h5ml__fail(&w->base, H5ML_ERR_ARG, "metadata key '%s' is reserved for h5ml's own attributes", key);
+    if (w->finalized) return h5ml__fail(&w->base, H5ML_ERR_STATE, "metadata must be set before finalize()");
+    e->key = strdup(key);
+    meta_entry *p = realloc(w->meta, sizeof *p * (w->nmeta + 1));
+    if (e->key == NULL || p == NULL) {
+        free(e->key);
+        free(e->s);
+        free(e->arr);
+        return h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
+    }
+    w->meta = p;
+    w->meta[w->nmeta++] = *e;
+    return h5ml__ok(&w->base);
+}
+
+int h5ml_writer_meta_string(h5ml_writer *w, const char *key, const char *value)
+{
+    if (w == NULL) return H5ML_ERR_ARG;
+    meta_entry e = { .kind = META_STR, .s = strdup(value ? value : "") };
+    return meta_put(w, key, &e);
+}
+
+int h5ml_writer_meta_int(h5ml_writer *w, const char *key, int64_t value)
+{
+    if (w == NULL) return H5ML_ERR_ARG;
+    meta_entry e = { .kind = META_INT, .i = value };
+    return meta_put(w, key, &e);
+}
+
+int h5ml_writer_meta_double(h5ml_writer *w, const char *key, double value)
+{
+    if (w == NULL) return H5ML_ERR_ARG;
+    meta_entry e = { .kind = META_DOUBLE, .d = value };
+    return meta_put(w, key, &e);
+}
+
+int h5ml_writer_meta_bool(h5ml_writer *w, const char *key, int value)
+{
+    if (w == NULL) return H5ML_ERR_ARG;
+    meta_entry e = { .kind = META_BOOL, .i = value ? 1 : 0 };
+    return meta_put(w, key, &e);
+}
+
+int h5ml_writer_meta_json(h5ml_writer *w, const char *key, const char *json)
+{
+    if (w == NULL) return H5ML_ERR_ARG;
+    json_error_t err;
+    json_t *v = json ? json_loads(json, JSON_DECODE_ANY, &err) : NULL;
+    if (v == NULL)
+        return h5ml__fail(&w->base, H5ML_ERR_VALUE, "metadata '%s': not valid JSON (%s)", key ? key : "",
+                          json ? err.text : "NULL");
+    char *compact = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(v);
+    meta_entry e = { .kind = META_STR, .s = compact };
+    return meta_put(w, key, &e);
+}
+
+static int meta_array(h5ml_writer *w, const char *key, meta_kind kind, const void *v, size_t n, size_t elem)
+{
+    meta_entry e = { .kind = kind, .n = n, .arr = malloc(n * elem + 1) };
+    if (e.arr == NULL) return h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
+    if (n) memcpy(e.arr, v, n * elem);
+    return meta_put(w, key, &e);
+}
+
+int h5ml_writer_meta_doubles(h5ml_writer *w, const char *key, const double *v, size_t n)
+{
+    if (w == NULL) return H5ML_ERR_ARG;
+    return meta_array(w, key, META_DOUBLES, v, n, sizeof *v);
+}
+
+int h5ml_writer_meta_ints(h5ml_writer *w, const char *key, const int64_t *v, size_t n)
+{
+    if (w == NULL) return H5ML_ERR_ARG;
+    return meta_array(w, key, META_INTS, v, n, sizeof *v);
+}
+
+static int write_extra_meta(h5ml_writer *w)
+{
+    int rc = 0;
+    for (size_t k = 0; k < w->nmeta; k++) {
+        const meta_entry *e = &w->meta[k];
+        switch (e->kind) {
+        case META_STR: rc |= h5ml__attr_str(w->g_meta, e->key, e->s); break;
+        case META_INT: rc |= h5ml__attr_i64(w->g_meta, e->key, e->i); break;
+        case META_DOUBLE: rc |= h5ml__attr_f64(w->g_meta, e->key, e->d); break;
+        case META_BOOL: rc |= h5ml__attr_bool(w->g_meta, e->key, (int)e->i); break;
+        case META_INTS: rc |= h5ml__attr_i64s(w->g_meta, e->key, e->arr, e->n); break;
+        case META_DOUBLES: rc |= h5ml__attr_f64s(w->g_meta, e->key, e->arr, e->n); break;
+        }
+    }
+    return rc;
+}
+
+static int finalize(h5ml_writer *w)
+{
+    int rc = flush_all(w);
+    if (rc) return rc;
+    char ts[32];
+    h5ml__iso8601(ts);
+    if (h5ml__stats_write(w->g_meta, &w->stats) < 0 || h5ml__attr_str(w->g_meta, "updated", ts) < 0 ||
+        write_extra_meta(w) < 0 || h5ml__attr_bool(w->g_meta, "finalized", 1) < 0)
+        return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot write /metadata", w->path);
+    if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot flush", w->path);
+    return H5ML_OK;
+}
+
+int h5ml_writer_finalize(h5ml_writer *w)
+{
+    if (w == NULL) return H5ML_ERR_ARG;
+    if (w->finalized) {
+        h5ml__warn(&w->base, "%s: finalize() was already called", w->path ? w->path : "writer");
+        return h5ml__ok(&w->base);
+    }
+    if (!w->is_open) return h5ml__fail(&w->base, H5ML_ERR_STATE, "the writer is not open");
+    h5ml_h5quiet q;
+    h5ml__h5_quiet(&q);
+    int rc = finalize(w);
+    reset(w);
+    unlock(w);
+    w->finalized = true;
+    if (rc == H5ML_OK) h5ml__ok(&w->base);
+    h5ml__h5_restore(&q);
+    return rc;
+}
+
+static int rollback(h5ml_writer *w)
+{
+    bool created = w->created;
+    int rc = H5ML_OK;
+    /* Drop the buffers without writing them, then undo what reached the file. */
+    w->info_any = false;
+    reset(w);
+    if (created) {
+        if (unlink(w->path) < 0 && errno != ENOENT)
+            rc = h5ml__fail(&w->base, H5ML_ERR_IO, "%s: cannot remove: %s", w->path, strerror(errno));
+        return rc;
+    }
+    hid_t fapl = h5ml__fapl_safe();
+    hid_t f = H5Fopen(w->path, H5F_ACC_RDWR, fapl);
+    H5Pclose(fapl);
+    if (f < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot reopen to roll back", w->path);
+    rc = shrink(w, f, w->n0, w->m0);
+    if (rc == H5ML_OK && !w->info_existed && H5Lexists(f, H5ML_INFO_PATH, H5P_DEFAULT) > 0)
+        H5Ldelete(f, H5ML_INFO_PATH, H5P_DEFAULT);
+    hid_t g = H5Gopen2(f, "metadata", H5P_DEFAULT);
+    if (rc == H5ML_OK && (g < 0 || h5ml__stats_write(g, &w->stats0) < 0 || h5ml__attr_bool(g, "finalized", 1) < 0))
+        rc = h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot restore /metadata", w->path);
+    if (g >= 0) H5Gclose(g);
+    if (H5Fclose(f) < 0 && rc == H5ML_OK) rc = h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot close", w->path);
+    return rc;
+}
+
+int h5ml_writer_rollback(h5ml_writer *w)
+{
+    if (w == NULL) return H5ML_ERR_ARG;
+    if (!w->is_open) return h5ml__fail(&w->base, H5ML_ERR_STATE, "the writer is not open");
+    /* Keep the caller's message (the reason for the rollback) unless the rollback fails. */
+    h5ml_base saved = w->base;
+    h5ml_h5quiet q;
+    h5ml__h5_quiet(&q);
+    int rc = rollback(w);
+    unlock(w);
+    w->finalized = true;
+    w->n = w->n0;
+    w->m = w->m0;
+    w->stats = w->stats0;
+    h5ml__h5_restore(&q);
+    if (rc == H5ML_OK) w->base = saved;
+    return rc;
+}
+
+int h5ml_writer_close(h5ml_writer *w)
+{
+    if (w == NULL) return H5ML_OK;
+    int rc = H5ML_OK;
+    if (w->is_open) rc = h5ml_writer_finalize(w);
+    h5ml_h5quiet q;
+    h5ml__h5_quiet(&q);
+    reset(w);
+    if (w->mt_bool >= 0) H5Tclose(w->mt_bool);
+    h5ml__h5_restore(&q);
+    unlock(w);
+    if (w->tmp_path) unlink(w->tmp_path);
+    for (size_t k = 0; k < w->nmeta; k++) {
+        free(w->meta[k].key);
+        free(w->meta[k].s);
+        free(w->meta[k].arr);
+    }
+    free(w->meta);
+    free(w->f32);
+    h5ml__scratch_free(&w->scratch);
+    free(w->tmp_path);
+    free(w->path);
+    free(w);
+    return rc;
+}
+
+void h5ml_writer_get_stats(const h5ml_writer *w, h5ml_writer_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (w == NULL) return;
+    out->structures = w->n;
+    out->atoms = w->m;
+    out->added = w->added;
+    out->checkpoints = w->checkpoints;
+    out->warnings = w->base.warnings;
+}

@@ -1,0 +1,200 @@
+/* The chunk pipeline of the writer (see chunkcol.h). */
+#include "chunkcol.h"
+
+#include <liblzf/lzf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+static int reserve(unsigned char **p, size_t *cap, size_t n)
+{
+    if (*cap >= n) return 0;
+    unsigned char *q = realloc(*p, n);
+    if (q == NULL) return -1;
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+void h5ml__scratch_free(scratch *s)
+{
+    free(s->a);
+    free(s->b);
+    memset(s, 0, sizeof *s);
+}
+
+/* HDF5's shuffle: byte k of every element, then byte k+1, ... */
+static void shuffle(const unsigned char *src, unsigned char *dst, size_t n, size_t elem)
+{
+    size_t count = n / elem;
+    for (size_t k = 0; k < elem; k++) {
+        unsigned char *d = dst + k * count;
+        const unsigned char *s = src + k;
+        for (size_t i = 0; i < count; i++) d[i] = s[i * elem];
+    }
+    memcpy(dst + count * elem, src + count * elem, n - count * elem);
+}
+
+const void *h5ml__pipe_encode(const pipeline *p, size_t elem, const void *src, size_t n, scratch *s, size_t *out_n,
+                              uint32_t *mask)
+{
+    const unsigned char *data = src;
+    *mask = 0;
+    *out_n = n;
+    if (p->shuffle && elem > 1) {
+        if (reserve(&s->a, &s->cap_a, n) < 0) return NULL;
+        shuffle(data, s->a, n, elem);
+        data = s->a;
+    }
+    if (p->codec == PIPE_NONE) return data;
+    size_t got = 0;
+    if (p->codec == PIPE_GZIP) {
+        uLongf cap = compressBound((uLong)n);
+        if (reserve(&s->b, &s->cap_b, cap) < 0) return NULL;
+        if (compress2(s->b, &cap, data, (uLong)n, p->level) == Z_OK) got = cap;
+    } else {
+        if (reserve(&s->b, &s->cap_b, n) < 0) return NULL;
+        got = lzf_compress(data, (unsigned)n, s->b, (unsigned)n);
+    }
+    if (got == 0 || got >= n) {
+        /* Not smaller: stored as HDF5 stores a chunk whose optional filters were skipped. */
+        *mask = (1u << p->nfilters) - 1;
+        return src;
+    }
+    *out_n = got;
+    return s->b;
+}
+
+/* Classifies the dataset's filter pipeline; false if h5ml cannot produce it itself. */
+static bool read_pipeline(hid_t dcpl, pipeline *p)
+{
+    memset(p, 0, sizeof *p);
+    int nf = H5Pget_nfilters(dcpl);
+    if (nf < 0 || nf > 2) return false;
+    p->nfilters = nf;
+    for (int i = 0; i < nf; i++) {
+        unsigned flags, cd[8];
+        size_t ncd = 8;
+        char name[64];
+        H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &ncd, cd, sizeof name, name, NULL);
+        if (id == H5Z_FILTER_SHUFFLE && i == 0 && nf >= 1) {
+            p->shuffle = true;
+        } else if (id == H5Z_FILTER_DEFLATE && i == nf - 1) {
+            p->codec = PIPE_GZIP;
+            p->level = ncd >= 1 ? (int)cd[0] : 4;
+        } else if (id == H5ML_FILTER_LZF && i == nf - 1) {
+            p->codec = PIPE_LZF;
+        } else {
+            return false;
+        }
+    }
+    return !(nf == 2 && !p->shuffle);
+}
+
+int h5ml__col_attach(column *c, hid_t dset, hid_t memtype, int64_t rows, char *why, size_t whylen)
+{
+    memset(c, 0, sizeof *c);
+    c->dset = dset;
+    c->memtype = memtype;
+    c->elem = H5Tget_size(memtype);
+    hid_t dcpl = H5Dget_create_plist(dset), space = H5Dget_space(dset), ftype = H5Dget_type(dset);
+    hsize_t dims[3] = { 0, 0, 0 }, maxd[3] = { 0, 0, 0 }, chunk[3] = { 0, 0, 0 };
+    int rc = -1;
+    c->rank = H5Sget_simple_extent_dims(space, dims, maxd);
+    if (c->rank < 1 || c->rank > 3) {
+        snprintf(why, whylen, "unexpected rank %d", c->rank);
+    } else if (H5Pget_layout(dcpl) != H5D_CHUNKED || H5Pget_chunk(dcpl, 3, chunk) != c->rank) {
+        snprintf(why, whylen, "not chunked, so it cannot grow (write it with maxshape=(None, ...))");
+    } else if (maxd[0] != H5S_UNLIMITED) {
+        snprintf(why, whylen, "not resizable (maximum length %llu)", (unsigned long long)maxd[0]);
+    } else {
+        c->row_bytes = c->elem;
+        bool rows_whole = true;
+        for (int k = 1; k < c->rank; k++) {
+            c->row_shape[k - 1] = dims[k];
+            c->row_bytes *= dims[k];
+            if (chunk[k] != dims[k]) rows_whole = false;
+        }
+        c->chunk_rows = (int64_t)chunk[0];
+        c->buf = calloc((size_t)c->chunk_rows, c->row_bytes);
+        c->direct = rows_whole && read_pipeline(dcpl, &c->pipe) && H5Tequal(ftype, memtype) > 0;
+        c->extent = rows;
+        c->base = rows / c->chunk_rows * c->chunk_rows;
+        c->nbuf = c->nbuf_on_disk = rows - c->base;
+        rc = c->buf ? 0 : -1;
+        if (rc == 0 && c->nbuf > 0) rc = h5ml__read_rows(dset, memtype, c->base, c->nbuf, c->buf);
+        if (rc < 0) snprintf(why, whylen, "cannot read its last chunk");
+    }
+    H5Tclose(ftype);
+    H5Sclose(space);
+    H5Pclose(dcpl);
+    return rc;
+}
+
+int h5ml__col_set_extent(column *c, int64_t rows)
+{
+    if (rows <= c->extent) return 0;
+    hsize_t d[3] = { (hsize_t)rows, c->row_shape[0], c->row_shape[1] };
+    if (H5Dset_extent(c->dset, d) < 0) return -1;
+    c->extent = rows;
+    return 0;
+}
+
+/* Writes buf (rows [base, base+nbuf)) to the file as the chunk at `base`. */
+static int write_buffer(column *c, scratch *s)
+{
+    if (h5ml__col_set_extent(c, c->base + c->nbuf) < 0) return -1;
+    if (!c->direct) {
+        hsize_t off[3] = { (hsize_t)c->base, 0, 0 }, cnt[3] = { (hsize_t)c->nbuf, c->row_shape[0], c->row_shape[1] };
+        hid_t fs = H5Dget_space(c->dset), ms = H5Screate_simple(c->rank, cnt, NULL);
+        herr_t rc = H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
+        if (rc >= 0) rc = H5Dwrite(c->dset, c->memtype, ms, fs, H5P_DEFAULT, c->buf);
+        if (rc < 0) h5ml__h5_save();
+        H5Sclose(ms);
+        H5Sclose(fs);
+        return rc < 0 ? -1 : 0;
+    }
+    size_t full = (size_t)c->chunk_rows * c->row_bytes, used = (size_t)c->nbuf * c->row_bytes;
+    memset(c->buf + used, 0, full - used); /* edge chunks are stored whole, as HDF5 does */
+    size_t n;
+    uint32_t mask;
+    const void *data = h5ml__pipe_encode(&c->pipe, c->elem, c->buf, full, s, &n, &mask);
+    if (data == NULL) return -1;
+    hsize_t off[3] = { (hsize_t)c->base, 0, 0 };
+    return H5Dwrite_chunk(c->dset, H5P_DEFAULT, mask, off, n, data) < 0 ? -1 : 0;
+}
+
+int h5ml__col_append(column *c, scratch *s, const void *src, int64_t n)
+{
+    const unsigned char *p = src;
+    while (n > 0) {
+        int64_t take = c->chunk_rows - c->nbuf;
+        if (take > n) take = n;
+        memcpy(c->buf + (size_t)c->nbuf * c->row_bytes, p, (size_t)take * c->row_bytes);
+        c->nbuf += take;
+        p += (size_t)take * c->row_bytes;
+        n -= take;
+        if (c->nbuf == c->chunk_rows) {
+            if (write_buffer(c, s) < 0) return -1;
+            c->base += c->chunk_rows;
+            c->nbuf = c->nbuf_on_disk = 0;
+        }
+    }
+    return 0;
+}
+
+int h5ml__col_flush(column *c, scratch *s)
+{
+    if (c->nbuf == c->nbuf_on_disk) return 0;
+    if (write_buffer(c, s) < 0) return -1;
+    c->nbuf_on_disk = c->nbuf;
+    return 0;
+}
+
+void h5ml__col_free(column *c)
+{
+    if (c->dset > 0) H5Dclose(c->dset);
+    free(c->buf);
+    memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,57 @@
+/* A column: one resizable dataset written a whole chunk at a time. Rows are appended into a
+ * chunk-sized buffer; a full buffer is filtered (shuffle, deflate or LZF, exactly as HDF5's
+ * and h5py's filters would) and handed to HDF5 with H5Dwrite_chunk. A partial last chunk is
+ * written at checkpoints and rewritten when it fills. Datasets whose filters or types h5ml
+ * does not produce itself (files from other tools) go through H5Dwrite instead. */
+#ifndef H5ML_CHUNKCOL_H
+#define H5ML_CHUNKCOL_H
+
+#include "internal.h"
+
+typedef enum { PIPE_NONE, PIPE_GZIP, PIPE_LZF } pipe_codec;
+
+typedef struct pipeline {
+    pipe_codec codec;
+    int level;      /* gzip level */
+    bool shuffle;
+    int nfilters;   /* filters in the dataset's pipeline (for the skip mask) */
+} pipeline;
+
+typedef struct column {
+    hid_t dset;
+    hid_t memtype;         /* type of the rows in `buf` */
+    size_t elem;           /* bytes per element */
+    size_t row_bytes;
+    int rank;
+    hsize_t row_shape[2];  /* trailing dims */
+    int64_t chunk_rows;
+    unsigned char *buf;    /* one chunk */
+    int64_t base;          /* first row held in buf (multiple of chunk_rows) */
+    int64_t nbuf;          /* rows in buf */
+    int64_t nbuf_on_disk;  /* rows of buf already in the file (partial chunk written) */
+    int64_t extent;        /* current dataset extent */
+    bool direct;           /* H5Dwrite_chunk with h5ml's own filtering */
+    pipeline pipe;
+} column;
+
+typedef struct scratch {
+    unsigned char *a, *b;
+    size_t cap_a, cap_b;
+} scratch;
+
+/* Reads the dataset's layout and filters; returns 0 or -1 (not chunked / not resizable). */
+int h5ml__col_attach(column *c, hid_t dset, hid_t memtype, int64_t rows, char *why, size_t whylen);
+/* Appends `n` rows from `src` (row_bytes each). */
+int h5ml__col_append(column *c, scratch *s, const void *src, int64_t n);
+/* Writes the partial chunk (if any rows are not yet in the file). */
+int h5ml__col_flush(column *c, scratch *s);
+/* Sets the extent to exactly `rows` (growing only; callers shrink through H5Dset_extent). */
+int h5ml__col_set_extent(column *c, int64_t rows);
+void h5ml__col_free(column *c);
+void h5ml__scratch_free(scratch *s);
+/* Filters `n` bytes of `src` as `p` describes; returns the bytes to store (in s or src),
+ * the size and the HDF5 filter mask. */
+const void *h5ml__pipe_encode(const pipeline *p, size_t elem, const void *src, size_t n, scratch *s,
+                              size_t *out_n, uint32_t *mask);
+
+#endif

@@ -1,0 +1,383 @@
+/* h5ml's file driver: POSIX I/O like HDF5's sec2 driver, plus two rules that make a file
+ * written in SWMR mode openable by any HDF5 reader at every instant, including after the
+ * writer was killed:
+ *
+ *  1. The superblock (v2/v3) is always written with its file-consistency flags cleared.
+ *     HDF5 sets them while a writer has the file open and refuses plain opens of a file
+ *     that still carries them ("file is already open for write"); a killed writer never
+ *     clears them. The checksum is recomputed (Jenkins lookup3, as HDF5 does).
+ *  2. Before any metadata is written, the superblock's end-of-file address is raised to the
+ *     current end of allocation (extending the file if needed), so that no metadata on
+ *     disk ever points past the end a plain reader believes in. SWMR's flush ordering
+ *     already writes children before parents; this rule closes the one gap it leaves for
+ *     non-SWMR readers.
+ *
+ * A SIGKILL cannot interrupt a single small pwrite(), and the page cache keeps writes in
+ * order for other processes, so no fsync is needed for process crashes. Power loss is not
+ * covered (that needs fsync ordering; see the README). Writer exclusivity is not enforced
+ * here: HDF5 drops its lock in SWMR mode, so the writer takes its own (atoms_writer.c). */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SB_SIZE 48 /* superblock v2/v3 with 8-byte addresses */
+#define SB_FLAGS 11
+#define SB_EOF 28
+#define SB_CKSUM 44
+
+typedef struct safe_file {
+    H5FD_t pub; /* must be first */
+    int fd;
+    haddr_t eoa, eof;
+    haddr_t sb_eof;            /* end-of-file address in the superblock on disk */
+    unsigned char sb[SB_SIZE]; /* last superblock image on disk */
+    bool have_sb;
+    dev_t dev;
+    ino_t ino;
+} safe_file;
+
+static uint32_t rot(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
+
+static uint32_t le32(const uint8_t *k)
+{
+    return (uint32_t)k[0] | ((uint32_t)k[1] << 8) | ((uint32_t)k[2] << 16) | ((uint32_t)k[3] << 24);
+}
+
+/* Bob Jenkins' lookup3 hashlittle(), the checksum of HDF5's newer metadata. */
+uint32_t h5ml__lookup3(const void *key, size_t length, uint32_t initval)
+{
+    const uint8_t *k = key;
+    uint32_t a, b, c;
+    a = b = c = 0xdeadbeef + (uint32_t)length + initval;
+    while (length > 12) {
+        a += le32(k);
+        b += le32(k + 4);
+        c += le32(k + 8);
+        a -= c; a ^= rot(c, 4);  c += b;
+        b -= a; b ^= rot(a, 6);  a += c;
+        c -= b; c ^= rot(b, 8);  b += a;
+        a -= c; a ^= rot(c, 16); c += b;
+        b -= a; b ^= rot(a, 19); a += c;
+        c -= b; c ^= rot(b, 4);  b += a;
+        length -= 12;
+        k += 12;
+    }
+    switch (length) {
+    case 12: c += (uint32_t)k[11] << 24; /* fall through */
+    case 11: c += (uint32_t)k[10] << 16; /* fall through */
+    case 10: c += (uint32_t)k[9] << 8;   /* fall through */
+    case 9:  c += k[8];                  /* fall through */
+    case 8:  b += (uint32_t)k[7] << 24;  /* fall through */
+    case 7:  b += (uint32_t)k[6] << 16;  /* fall through */
+    case 6:  b += (uint32_t)k[5] << 8;   /* fall through */
+    case 5:  b += k[4];                  /* fall through */
+    case 4:  a += (uint32_t)k[3] << 24;  /* fall through */
+    case 3:  a += (uint32_t)k[2] << 16;  /* fall through */
+    case 2:  a += (uint32_t)k[1] << 8;   /* fall through */
+    case 1:  a += k[0]; break;
+    case 0:  return c;
+    }
+    c ^= b; c -= rot(b, 14);
+    a ^= c; a -= rot(c, 11);
+    b ^= a; b -= rot(a, 25);
+    c ^= b; c -= rot(b, 16);
+    a ^= c; a -= rot(c, 4);
+    b ^= a; b -= rot(a, 14);
+    c ^= b; c -= rot(b, 24);
+    return c;
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+static bool sb_is_v2plus(const unsigned char *b)
+{
+    return memcmp(b, "\211HDF\r\n\032\n", 8) == 0 && b[8] >= 2 && b[9] == 8 && b[10] == 8;
+}
+
+static void sb_seal(unsigned char *b)
+{
+    b[SB_FLAGS] = 0;
+    uint32_t c = h5ml__lookup3(b, SB_CKSUM, 0);
+    for (int i = 0; i < 4; i++) b[SB_CKSUM + i] = (unsigned char)(c >> (8 * i));
+}
+
+static int pwrite_all(int fd, const void *buf, size_t n, haddr_t off)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = pwrite(fd, p, n, (off_t)off);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+        off += (haddr_t)w;
+    }
+    return 0;
+}
+
+static int extend_to(safe_file *f, haddr_t size)
+{
+    if (f->eof >= size) return 0;
+    if (ftruncate(f->fd, (off_t)size) < 0) return -1;
+    f->eof = size;
+    return 0;
+}
+
+static H5FD_t *safe_open(const char *name, unsigned flags, hid_t fapl, haddr_t maxaddr)
+{
+    (void)fapl;
+    (void)maxaddr;
+    int o = (flags & H5F_ACC_RDWR) ? O_RDWR : O_RDONLY;
+    if (flags & H5F_ACC_TRUNC) o |= O_TRUNC;
+    if (flags & H5F_ACC_CREAT) o |= O_CREAT;
+    if (flags & H5F_ACC_EXCL) o |= O_EXCL;
+    int fd = open(name, o | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        H5Epush2(H5E_DEFAULT, __FILE__, __func__, __LINE__, H5E_ERR_CLS, H5E_FILE, H5E_CANTOPENFILE,
+                 "unable to open file: name = '%s', errno = %d, error message = '%s'", name, errno,
+                 strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    safe_file *f = calloc(1, sizeof *f);
+    if (f == NULL || fstat(fd, &st) < 0) {
+        free(f);
+        close(fd);
+        return NULL;
+    }
+    f->fd = fd;
+    f->eof = (haddr_t)st.st_size;
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    if (st.st_size >= SB_SIZE && pread(fd, f->sb, SB_SIZE, 0) == SB_SIZE && sb_is_v2plus(f->sb)) {
+        f->have_sb = true;
+        f->sb_eof = get64(f->sb + SB_EOF);
+    }
+    return &f->pub;
+}
+
+static herr_t safe_close(H5FD_t *p)
+{
+    safe_file *f = (safe_file *)p;
+    int rc = close(f->fd);
+    free(f);
+    return rc < 0 ? -1 : 0;
+}
+
+static int safe_cmp(const H5FD_t *a, const H5FD_t *b)
+{
+    const safe_file *x = (const safe_file *)a, *y = (const safe_file *)b;
+    if (x->dev != y->dev) return x->dev < y->dev ? -1 : 1;
+    if (x->ino != y->ino) return x->ino < y->ino ? -1 : 1;
+    return 0;
+}
+
+static herr_t safe_query(const H5FD_t *p, unsigned long *flags)
+{
+    (void)p;
+    /* No metadata accumulation: each metadata block goes to disk as its own write, in the
+     * order the metadata cache (SWMR flush dependencies) chose. */
+    *flags = H5FD_FEAT_AGGREGATE_METADATA | H5FD_FEAT_DATA_SIEVE | H5FD_FEAT_AGGREGATE_SMALLDATA |
+             H5FD_FEAT_POSIX_COMPAT_HANDLE | H5FD_FEAT_SUPPORTS_SWMR_IO;
+    return 0;
+}
+
+static haddr_t safe_get_eoa(const H5FD_t *p, H5FD_mem_t t)
+{
+    (void)t;
+    return ((const safe_file *)p)->eoa;
+}
+
+static herr_t safe_set_eoa(H5FD_t *p, H5FD_mem_t t, haddr_t a)
+{
+    (void)t;
+    ((safe_file *)p)->eoa = a;
+    return 0;
+}
+
+static haddr_t safe_get_eof(const H5FD_t *p, H5FD_mem_t t)
+{
+    (void)t;
+    return ((const safe_file *)p)->eof;
+}
+
+static herr_t safe_get_handle(H5FD_t *p, hid_t fapl, void **h)
+{
+    (void)fapl;
+    *h = &((safe_file *)p)->fd;
+    return 0;
+}
+
+static herr_t safe_read(H5FD_t *p, H5FD_mem_t t, hid_t dxpl, haddr_t addr, size_t size, void *buf)
+{
+    (void)t;
+    (void)dxpl;
+    safe_file *f = (safe_file *)p;
+    char *b = buf;
+    while (size > 0) {
+        ssize_t r = pread(f->fd, b, size, (off_t)addr);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (r == 0) { /* past the end of file: zeros, as sec2 does */
+            memset(b, 0, size);
+            break;
+        }
+        b += r;
+        size -= (size_t)r;
+        addr += (haddr_t)r;
+    }
+    return 0;
+}
+
+static int raise_sb_eof(safe_file *f)
+{
+    if (!f->have_sb || f->eoa <= f->sb_eof) return 0;
+    unsigned char img[SB_SIZE];
+    memcpy(img, f->sb, SB_SIZE);
+    put64(img + SB_EOF, f->eoa);
+    sb_seal(img);
+    if (extend_to(f, f->eoa) < 0 || pwrite_all(f->fd, img, SB_SIZE, 0) < 0) return -1;
+    memcpy(f->sb, img, SB_SIZE);
+    f->sb_eof = f->eoa;
+    return 0;
+}
+
+static int write_superblock(safe_file *f, size_t size, const void *buf)
+{
+    unsigned char *img = malloc(size);
+    if (img == NULL) return -1;
+    memcpy(img, buf, size);
+    sb_seal(img);
+    haddr_t eof = get64(img + SB_EOF);
+    int rc = extend_to(f, eof);
+    if (rc == 0) rc = pwrite_all(f->fd, img, size, 0);
+    if (rc == 0) {
+        memcpy(f->sb, img, SB_SIZE);
+        f->have_sb = true;
+        f->sb_eof = eof;
+    }
+    free(img);
+    return rc;
+}
+
+static herr_t safe_write(H5FD_t *p, H5FD_mem_t t, hid_t dxpl, haddr_t addr, size_t size, const void *buf)
+{
+    (void)dxpl;
+    safe_file *f = (safe_file *)p;
+    if (t == H5FD_MEM_SUPER && addr == 0 && size >= SB_SIZE && sb_is_v2plus(buf))
+        return write_superblock(f, size, buf) < 0 ? -1 : 0;
+    if (t != H5FD_MEM_DRAW && raise_sb_eof(f) < 0) return -1;
+    if (pwrite_all(f->fd, buf, size, addr) < 0) return -1;
+    if (addr + size > f->eof) f->eof = addr + size;
+    return 0;
+}
+
+static herr_t safe_flush(H5FD_t *p, hid_t dxpl, hbool_t closing)
+{
+    (void)p;
+    (void)dxpl;
+    (void)closing;
+    return 0;
+}
+
+static herr_t safe_truncate(H5FD_t *p, hid_t dxpl, hbool_t closing)
+{
+    (void)dxpl;
+    (void)closing;
+    /* Only ever extend: shrinking could cut off space the on-disk superblock still claims. */
+    safe_file *f = (safe_file *)p;
+    return extend_to(f, f->eoa) < 0 ? -1 : 0;
+}
+
+static herr_t safe_lock(H5FD_t *p, hbool_t rw)
+{
+    safe_file *f = (safe_file *)p;
+    if (flock(f->fd, (rw ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0 && errno != ENOSYS) {
+        H5Epush2(H5E_DEFAULT, __FILE__, __func__, __LINE__, H5E_ERR_CLS, H5E_FILE, H5E_CANTLOCKFILE,
+                 "unable to lock file, errno = %d, error message = '%s'", errno, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static herr_t safe_unlock(H5FD_t *p)
+{
+    safe_file *f = (safe_file *)p;
+    if (flock(f->fd, LOCK_UN) < 0 && errno != ENOSYS) return -1;
+    return 0;
+}
+
+static const H5FD_class_t safe_class = {
+    "h5ml_safe",        (haddr_t)INT64_MAX, H5F_CLOSE_WEAK,
+    NULL,               /* terminate */
+    NULL, NULL, NULL,   /* sb_size, sb_encode, sb_decode: no driver info block */
+    0, NULL, NULL, NULL, /* fapl */
+    0, NULL, NULL,      /* dxpl */
+    safe_open,          safe_close,         safe_cmp,          safe_query,
+    NULL,               /* get_type_map */
+    NULL, NULL,         /* alloc, free: HDF5's defaults */
+    safe_get_eoa,       safe_set_eoa,       safe_get_eof,      safe_get_handle,
+    safe_read,          safe_write,         safe_flush,        safe_truncate,
+    safe_lock,          safe_unlock,        H5FD_FLMAP_DICHOTOMY,
+};
+
+static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
+static hid_t safe_id = H5I_INVALID_HID;
+
+static void register_driver(void) { safe_id = H5FDregister(&safe_class); }
+
+hid_t h5ml__fapl_safe(void)
+{
+    pthread_once(&reg_once, register_driver);
+    if (safe_id < 0) return H5I_INVALID_HID;
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0) return fapl;
+    if (H5Pset_driver(fapl, safe_id, NULL) < 0 ||
+        H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST) < 0) {
+        H5Pclose(fapl);
+        return H5I_INVALID_HID;
+    }
+    /* A metadata cache large enough that the hot object headers stay in memory between
+     * checkpoints, so dataset extents reach the disk together, at checkpoints. */
+    H5AC_cache_config_t cfg;
+    cfg.version = H5AC__CURR_CACHE_CONFIG_VERSION;
+    if (H5Pget_mdc_config(fapl, &cfg) >= 0) {
+        cfg.set_initial_size = 1;
+        cfg.initial_size = 4 << 20;
+        cfg.min_size = 4 << 20;
+        cfg.max_size = 16 << 20;
+        H5Pset_mdc_config(fapl, &cfg);
+    }
+    return fapl;
+}
+
+hid_t h5ml__fapl_read(void)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0) return fapl;
+    /* 8 MiB raw-data chunk cache per dataset: sequential range reads decompress each chunk once. */
+    H5Pset_cache(fapl, 0, 1021, 8 << 20, 1.0);
+    return fapl;
+}
