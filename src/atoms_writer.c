@@ -262,8 +262,8 @@ static int create_schema(h5ml_writer *w)
     int64_t zero = 0;
     if (h5ml__col_append(&w->col[COL_NUMBERS_SPLITS], &w->scratch, &zero, 1) < 0 ||
         h5ml__col_append(&w->col[COL_FORCES_SPLITS], &w->scratch, &zero, 1) < 0 ||
-        h5ml__col_flush(&w->col[COL_NUMBERS_SPLITS], &w->scratch) < 0 ||
-        h5ml__col_flush(&w->col[COL_FORCES_SPLITS], &w->scratch) < 0)
+        h5ml__col_flush(&w->col[COL_NUMBERS_SPLITS], &w->scratch, false) < 0 ||
+        h5ml__col_flush(&w->col[COL_FORCES_SPLITS], &w->scratch, false) < 0)
         return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot write the splits", w->path);
     return H5ML_OK;
 }
@@ -691,17 +691,17 @@ int h5ml_writer_add_batch(h5ml_writer *w, const h5ml_batch *b)
 
 /* ---- checkpoints, metadata, finalize ---------------------------------------------------- */
 
-static int flush_all(h5ml_writer *w)
+static int flush_all(h5ml_writer *w, bool final)
 {
     for (int c = 0; c < COL_COUNT; c++)
-        if (h5ml__col_flush(&w->col[c], &w->scratch) < 0)
+        if (h5ml__col_flush(&w->col[c], &w->scratch, final) < 0)
             return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot write %s", w->path, h5ml__cols[c].path);
     return flush_info(w);
 }
 
 static int checkpoint(h5ml_writer *w)
 {
-    int rc = flush_all(w);
+    int rc = flush_all(w, false);
     if (rc) return rc;
     if (h5ml__stats_write(w->g_meta, &w->stats) < 0)
         return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot write /metadata", w->path);
@@ -825,7 +825,7 @@ static int write_extra_meta(h5ml_writer *w)
 
 static int finalize(h5ml_writer *w)
 {
-    int rc = flush_all(w);
+    int rc = flush_all(w, true);
     if (rc) return rc;
     char ts[32];
     h5ml__iso8601(ts);

@@ -122,6 +122,7 @@ int h5ml__col_attach(column *c, hid_t dset, hid_t memtype, int64_t rows, char *w
         c->extent = rows;
         c->base = rows / c->chunk_rows * c->chunk_rows;
         c->nbuf = c->nbuf_on_disk = rows - c->base;
+
         rc = c->buf ? 0 : -1;
         if (rc == 0 && c->nbuf > 0) rc = h5ml__read_rows(dset, memtype, c->base, c->nbuf, c->buf);
         if (rc < 0) snprintf(why, whylen, "cannot read its last chunk");
@@ -142,7 +143,7 @@ int h5ml__col_set_extent(column *c, int64_t rows)
 }
 
 /* Writes buf (rows [base, base+nbuf)) to the file as the chunk at `base`. */
-static int write_buffer(column *c, scratch *s)
+static int write_buffer(column *c, scratch *s, bool final)
 {
     if (h5ml__col_set_extent(c, c->base + c->nbuf) < 0) return -1;
     if (!c->direct) {
@@ -157,10 +158,16 @@ static int write_buffer(column *c, scratch *s)
     }
     size_t full = (size_t)c->chunk_rows * c->row_bytes, used = (size_t)c->nbuf * c->row_bytes;
     memset(c->buf + used, 0, full - used); /* edge chunks are stored whole, as HDF5 does */
-    size_t n;
-    uint32_t mask;
-    const void *data = h5ml__pipe_encode(&c->pipe, c->elem, c->buf, full, s, &n, &mask);
-    if (data == NULL) return -1;
+    size_t n = full;
+    uint32_t mask = (1u << c->pipe.nfilters) - 1;
+    const void *data = c->buf;
+    bool partial = c->nbuf < c->chunk_rows;
+    if (partial && !final && c->partial_bytes >= full) c->partial_raw = true;
+    if (!partial || final || !c->partial_raw) {
+        data = h5ml__pipe_encode(&c->pipe, c->elem, c->buf, full, s, &n, &mask);
+        if (data == NULL) return -1;
+        if (partial) c->partial_bytes += n;
+    }
     hsize_t off[3] = { (hsize_t)c->base, 0, 0 };
     return H5Dwrite_chunk(c->dset, H5P_DEFAULT, mask, off, n, data) < 0 ? -1 : 0;
 }
@@ -176,18 +183,20 @@ int h5ml__col_append(column *c, scratch *s, const void *src, int64_t n)
         p += (size_t)take * c->row_bytes;
         n -= take;
         if (c->nbuf == c->chunk_rows) {
-            if (write_buffer(c, s) < 0) return -1;
+            if (write_buffer(c, s, false) < 0) return -1;
             c->base += c->chunk_rows;
             c->nbuf = c->nbuf_on_disk = 0;
+            c->partial_bytes = 0;
+            c->partial_raw = false;
         }
     }
     return 0;
 }
 
-int h5ml__col_flush(column *c, scratch *s)
+int h5ml__col_flush(column *c, scratch *s, bool final)
 {
-    if (c->nbuf == c->nbuf_on_disk) return 0;
-    if (write_buffer(c, s) < 0) return -1;
+    if (c->nbuf == c->nbuf_on_disk && !(final && c->partial_raw)) return 0;
+    if (write_buffer(c, s, final) < 0) return -1;
     c->nbuf_on_disk = c->nbuf;
     return 0;
 }

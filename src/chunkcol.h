@@ -1,7 +1,12 @@
 /* A column: one resizable dataset written a whole chunk at a time. Rows are appended into a
  * chunk-sized buffer; a full buffer is filtered (shuffle, deflate or LZF, exactly as HDF5's
  * and h5py's filters would) and handed to HDF5 with H5Dwrite_chunk. A partial last chunk is
- * written at checkpoints and rewritten when it fills. Datasets whose filters or types h5ml
+ * written at checkpoints and rewritten when it fills. In SWMR mode HDF5 never frees the old
+ * space of a rewritten chunk whose size changed, so after its first partial write a chunk is
+ * stored unfiltered at full size until it fills (same size, so HDF5 rewrites it in place)
+ * once the filtered versions written so far add up to a raw chunk: the space lost per chunk
+ * stays below two raw chunks however often checkpoints come, and is just the small filtered
+ * versions when they are few. Datasets whose filters or types h5ml
  * does not produce itself (files from other tools) go through H5Dwrite instead. */
 #ifndef H5ML_CHUNKCOL_H
 #define H5ML_CHUNKCOL_H
@@ -30,6 +35,8 @@ typedef struct column {
     int64_t nbuf;          /* rows in buf */
     int64_t nbuf_on_disk;  /* rows of buf already in the file (partial chunk written) */
     int64_t extent;        /* current dataset extent */
+    size_t partial_bytes;  /* filtered bytes written for incomplete versions of this chunk */
+    bool partial_raw;      /* the incomplete chunk is stored unfiltered (rewritten in place) */
     bool direct;           /* H5Dwrite_chunk with h5ml's own filtering */
     pipeline pipe;
 } column;
@@ -43,8 +50,9 @@ typedef struct scratch {
 int h5ml__col_attach(column *c, hid_t dset, hid_t memtype, int64_t rows, char *why, size_t whylen);
 /* Appends `n` rows from `src` (row_bytes each). */
 int h5ml__col_append(column *c, scratch *s, const void *src, int64_t n);
-/* Writes the partial chunk (if any rows are not yet in the file). */
-int h5ml__col_flush(column *c, scratch *s);
+/* Writes the partial chunk (if any rows are not yet in the file). `final`: the last write
+ * of this session, always filtered. */
+int h5ml__col_flush(column *c, scratch *s, bool final);
 /* Sets the extent to exactly `rows` (growing only; callers shrink through H5Dset_extent). */
 int h5ml__col_set_extent(column *c, int64_t rows);
 void h5ml__col_free(column *c);
