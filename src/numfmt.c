@@ -8,6 +8,7 @@
  * Printing gives the shortest of %.15g, %.16g, %.17g that reads back to the same double. */
 #include "internal.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,7 +140,8 @@ int h5ml__fmt_double(char *out, double v)
     if (isnan(v)) return (int)(strcpy(out, "nan"), 3);
     if (isinf(v)) return v < 0 ? (int)(strcpy(out, "-inf"), 4) : (int)(strcpy(out, "inf"), 3);
     int n = 0;
-    for (int prec = 15; prec <= 17; prec++) {
+    /* Up to 15 digits, %.15g already drops what is not needed; subnormals have fewer. */
+    for (int prec = fabs(v) < DBL_MIN ? 1 : 15; prec <= 17; prec++) {
         n = snprintf(out, 32, "%.*g", prec, v);
         if (prec == 17 || strtod(out, NULL) == v) break;
     }
