@@ -1,0 +1,227 @@
+/* bench_atoms: the h5ml side of bench/run.py's write and read cases.
+ *
+ *   bench_atoms --version
+ *   bench_atoms write DIR OUT.h5 [options]    batch or one-structure-at-a-time write
+ *   bench_atoms read FILE.h5 [--chunk N]      read every structure with h5ml_reader_read
+ *
+ * DIR holds the arrays run.py wrote with numpy's tofile() (native byte order):
+ *   natoms.i64 (N), numbers.i64 (M), positions.f64 (M x 3), cells.f64 (N x 9), pbc.u8 (N x 3),
+ *   energy.f64 (N), forces.f64 (M x 3), stress.f64 (N x 6), stress_mask.u8 (N)
+ *
+ * write options:
+ *   --mode batch|single   one h5ml_writer_add_batch call (default) or h5ml_writer_add per structure
+ *   --count N             use the first N structures (default: all)
+ *   --compression none|gzip|lzf, --level L, --no-shuffle, --no-validate
+ *
+ * Loading the arrays is not timed; the time runs from h5ml_writer_new/open to the return of
+ * h5ml_writer_close (finalize included). Prints one JSON object on stdout. */
+#include "h5ml.h"
+
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void die(const char *fmt, const char *a, const char *b)
+{
+    fprintf(stderr, "bench_atoms: ");
+    fprintf(stderr, fmt, a, b);
+    fputc('\n', stderr);
+    exit(2);
+}
+
+/* Reads DIR/name entirely; checks that it holds `expect` bytes (if >= 0). */
+static void *load(const char *dir, const char *name, long long expect, long long *got)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) die("cannot open %s%s", path, "");
+    fseek(f, 0, SEEK_END);
+    long long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    if (expect >= 0 && n < expect) die("%s is too short%s", path, "");
+    void *p = malloc(n > 0 ? (size_t)n : 1);
+    if (p == NULL) die("out of memory loading %s%s", path, "");
+    if (n > 0 && fread(p, 1, (size_t)n, f) != (size_t)n) die("cannot read %s%s", path, "");
+    fclose(f);
+    if (got) *got = n;
+    return p;
+}
+
+static long long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+static int cmd_write(int argc, char **argv)
+{
+    if (argc < 2) die("usage: bench_atoms write DIR OUT.h5 [options]%s%s", "", "");
+    const char *dir = argv[0], *out = argv[1];
+    const char *mode = "batch";
+    long long count = -1;
+    int comp = H5ML_COMPRESS_GZIP, level = 4, shuffle = 1, validate = 1;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--mode") == 0 && v) mode = v, i++;
+        else if (strcmp(a, "--count") == 0 && v) count = atoll(v), i++;
+        else if (strcmp(a, "--level") == 0 && v) level = atoi(v), i++;
+        else if (strcmp(a, "--no-shuffle") == 0) shuffle = 0;
+        else if (strcmp(a, "--no-validate") == 0) validate = 0;
+        else if (strcmp(a, "--compression") == 0 && v) {
+            i++;
+            if (strcmp(v, "none") == 0) comp = H5ML_COMPRESS_NONE;
+            else if (strcmp(v, "gzip") == 0) comp = H5ML_COMPRESS_GZIP;
+            else if (strcmp(v, "lzf") == 0) comp = H5ML_COMPRESS_LZF;
+            else die("unknown compression %s%s", v, "");
+        } else die("unknown option %s%s", a, "");
+    }
+
+    long long nbytes;
+    int64_t *natoms = load(dir, "natoms.i64", -1, &nbytes);
+    long long n = nbytes / 8;
+    if (count >= 0 && count < n) n = count;
+    long long m = 0;
+    for (long long k = 0; k < n; k++) m += natoms[k];
+    int64_t *numbers = load(dir, "numbers.i64", m * 8, NULL);
+    double *positions = load(dir, "positions.f64", m * 24, NULL);
+    double *cells = load(dir, "cells.f64", n * 72, NULL);
+    uint8_t *pbc = load(dir, "pbc.u8", n * 3, NULL);
+    double *energy = load(dir, "energy.f64", n * 8, NULL);
+    double *forces = load(dir, "forces.f64", m * 24, NULL);
+    double *stress = load(dir, "stress.f64", n * 48, NULL);
+    uint8_t *mask = load(dir, "stress_mask.u8", n, NULL);
+
+    double t0 = now();
+    h5ml_writer *w = h5ml_writer_new();
+    if (w == NULL) die("out of memory%s%s", "", "");
+    h5ml_writer_set(w, H5ML_OPT_COMPRESSION, comp);
+    if (comp == H5ML_COMPRESS_GZIP) h5ml_writer_set(w, H5ML_OPT_LEVEL, level);
+    h5ml_writer_set(w, H5ML_OPT_SHUFFLE, shuffle ? 1 : -1);
+    h5ml_writer_set(w, H5ML_OPT_VALIDATE, validate ? 1 : -1);
+    int rc = h5ml_writer_open(w, out, H5ML_CREATE);
+    if (rc) die("%s%s", h5ml_errmsg(w), "");
+    double t_open = now();
+    if (strcmp(mode, "batch") == 0) {
+        h5ml_batch b = {
+            .count = n, .natoms = natoms, .numbers = numbers, .positions = positions, .cells = cells,
+            .pbc = pbc, .energies = energy, .forces = forces, .stress = stress, .stress_mask = mask,
+        };
+        rc = h5ml_writer_add_batch(w, &b);
+    } else if (strcmp(mode, "single") == 0) {
+        long long atom = 0;
+        for (long long k = 0; k < n && rc == H5ML_OK; k++) {
+            h5ml_structure s = {
+                .natoms = natoms[k],
+                .numbers = numbers + atom,
+                .positions = positions + 3 * atom,
+                .cell = cells + 9 * k,
+                .pbc = pbc + 3 * k,
+                .energy = energy[k],
+                .forces = forces + 3 * atom,
+                .stress = mask[k] ? stress + 6 * k : NULL,
+            };
+            rc = h5ml_writer_add(w, &s);
+            atom += natoms[k];
+        }
+    } else {
+        die("unknown mode %s%s", mode, "");
+    }
+    if (rc) die("%s%s", h5ml_errmsg(w), "");
+    double t_added = now();
+    int64_t warnings = h5ml_warning_count(w);
+    h5ml_writer_stats st;
+    h5ml_writer_get_stats(w, &st);
+    rc = h5ml_writer_close(w);
+    if (rc) die("close failed: %s%s", h5ml_strerror(rc), "");
+    double t1 = now();
+    printf("{\"seconds\": %.6f, \"open_s\": %.6f, \"add_s\": %.6f, \"close_s\": %.6f, \"structures\": %lld, "
+           "\"atoms\": %lld, \"warnings\": %lld, \"checkpoints\": %lld, \"file_bytes\": %lld}\n",
+           t1 - t0, t_open - t0, t_added - t_open, t1 - t_added, n, m, (long long)warnings,
+           (long long)st.checkpoints, file_size(out));
+    free(natoms);
+    free(numbers);
+    free(positions);
+    free(cells);
+    free(pbc);
+    free(energy);
+    free(forces);
+    free(stress);
+    free(mask);
+    return 0;
+}
+
+static int cmd_read(int argc, char **argv)
+{
+    if (argc < 1) die("usage: bench_atoms read FILE.h5 [--chunk N]%s%s", "", "");
+    const char *path = argv[0];
+    long long chunk = 0; /* 0: the whole file in one call */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--chunk") == 0 && i + 1 < argc) chunk = atoll(argv[++i]);
+        else die("unknown option %s%s", argv[i], "");
+    }
+    double t0 = now();
+    h5ml_reader *r = h5ml_reader_new();
+    if (h5ml_reader_open(r, path)) die("%s%s", h5ml_errmsg(r), "");
+    long long n = h5ml_reader_count(r), m = h5ml_reader_total_atoms(r);
+    if (chunk <= 0 || chunk > n) chunk = n > 0 ? n : 1;
+    int64_t amax = 0;
+    for (long long s = 0; s < n; s += chunk) {
+        long long k = n - s < chunk ? n - s : chunk;
+        int64_t a;
+        if (h5ml_reader_range_atoms(r, s, k, &a)) die("%s%s", h5ml_errmsg(r), "");
+        if (a > amax) amax = a;
+    }
+    size_t ca = (size_t)(amax > 0 ? amax : 1), cs = (size_t)chunk;
+    h5ml_frames f = {
+        .natoms = malloc(cs * 8), .numbers = malloc(ca * 8), .positions = malloc(ca * 24),
+        .cells = malloc(cs * 72), .pbc = malloc(cs * 3), .energies = malloc(cs * 8),
+        .forces = malloc(ca * 12), .stress = malloc(cs * 48), .stress_mask = malloc(cs),
+    };
+    if (!f.natoms || !f.numbers || !f.positions || !f.cells || !f.pbc || !f.energies || !f.forces || !f.stress ||
+        !f.stress_mask)
+        die("out of memory%s%s", "", "");
+    double check = 0;
+    for (long long s = 0; s < n; s += chunk) {
+        long long k = n - s < chunk ? n - s : chunk;
+        if (h5ml_reader_read(r, s, k, &f)) die("%s%s", h5ml_errmsg(r), "");
+        check += f.energies[0] + f.forces[0];
+    }
+    h5ml_reader_close(r);
+    double t1 = now();
+    printf("{\"seconds\": %.6f, \"structures\": %lld, \"atoms\": %lld, \"check\": %.6g}\n", t1 - t0, n, m, check);
+    free(f.natoms);
+    free(f.numbers);
+    free(f.positions);
+    free(f.cells);
+    free(f.pbc);
+    free(f.energies);
+    free(f.forces);
+    free(f.stress);
+    free(f.stress_mask);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+        unsigned maj, min, rel;
+        H5get_libversion(&maj, &min, &rel);
+        printf("{\"h5ml\": \"%s\", \"hdf5\": \"%u.%u.%u\"}\n", h5ml_version(), maj, min, rel);
+        return 0;
+    }
+    if (argc >= 2 && strcmp(argv[1], "write") == 0) return cmd_write(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "read") == 0) return cmd_read(argc - 2, argv + 2);
+    fprintf(stderr, "usage: bench_atoms --version | write DIR OUT.h5 [options] | read FILE.h5 [--chunk N]\n");
+    return 2;
+}
