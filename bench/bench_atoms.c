@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -29,6 +30,15 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* CPU seconds (user, system) used by this process so far. */
+static void cpu(double *user, double *sys)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    *user = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6;
+    *sys = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
 }
 
 static void die(const char *fmt, const char *a, const char *b)
@@ -102,6 +112,8 @@ static int cmd_write(int argc, char **argv)
     double *stress = load(dir, "stress.f64", n * 48, NULL);
     uint8_t *mask = load(dir, "stress_mask.u8", n, NULL);
 
+    double u0, s0, u1, s1;
+    cpu(&u0, &s0);
     double t0 = now();
     h5ml_writer *w = h5ml_writer_new();
     if (w == NULL) die("out of memory%s%s", "", "");
@@ -145,9 +157,10 @@ static int cmd_write(int argc, char **argv)
     rc = h5ml_writer_close(w);
     if (rc) die("close failed: %s%s", h5ml_strerror(rc), "");
     double t1 = now();
-    printf("{\"seconds\": %.6f, \"open_s\": %.6f, \"add_s\": %.6f, \"close_s\": %.6f, \"structures\": %lld, "
+    cpu(&u1, &s1);
+    printf("{\"seconds\": %.6f, \"user_s\": %.6f, \"sys_s\": %.6f, \"open_s\": %.6f, \"add_s\": %.6f, \"close_s\": %.6f, \"structures\": %lld, "
            "\"atoms\": %lld, \"warnings\": %lld, \"checkpoints\": %lld, \"file_bytes\": %lld}\n",
-           t1 - t0, t_open - t0, t_added - t_open, t1 - t_added, n, m, (long long)warnings,
+           t1 - t0, u1 - u0, s1 - s0, t_open - t0, t_added - t_open, t1 - t_added, n, m, (long long)warnings,
            (long long)st.checkpoints, file_size(out));
     free(natoms);
     free(numbers);

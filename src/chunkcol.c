@@ -37,7 +37,7 @@ static void shuffle(const unsigned char *src, unsigned char *dst, size_t n, size
 }
 
 const void *h5ml__pipe_encode(const pipeline *p, size_t elem, const void *src, size_t n, scratch *s, size_t *out_n,
-                              uint32_t *mask)
+                              uint32_t *mask, bool keep)
 {
     const unsigned char *data = src;
     *mask = 0;
@@ -54,10 +54,11 @@ const void *h5ml__pipe_encode(const pipeline *p, size_t elem, const void *src, s
         if (reserve(&s->b, &s->cap_b, cap) < 0) return NULL;
         if (compress2(s->b, &cap, data, (uLong)n, p->level) == Z_OK) got = cap;
     } else {
-        if (reserve(&s->b, &s->cap_b, n) < 0) return NULL;
-        got = lzf_compress(data, (unsigned)n, s->b, (unsigned)n);
+        size_t cap = keep ? n + n / 16 + 64 : n; /* LZF's worst case fits in n + n/16 + 64 */
+        if (reserve(&s->b, &s->cap_b, cap) < 0) return NULL;
+        got = lzf_compress(data, (unsigned)n, s->b, (unsigned)cap);
     }
-    if (got == 0 || got >= n) {
+    if (got == 0 || (got >= n && !keep)) {
         /* Not smaller: stored as HDF5 stores a chunk whose optional filters were skipped. */
         *mask = (1u << p->nfilters) - 1;
         return src;
@@ -122,6 +123,17 @@ int h5ml__col_attach(column *c, hid_t dset, hid_t memtype, int64_t rows, char *w
         c->extent = rows;
         c->base = rows / c->chunk_rows * c->chunk_rows;
         c->nbuf = c->nbuf_on_disk = rows - c->base;
+        if (c->nbuf > 0) {
+            hsize_t off[3] = { (hsize_t)c->base, 0, 0 };
+            hsize_t size = 0;
+            haddr_t addr;
+            unsigned mask = 0;
+            if (H5Dget_chunk_info_by_coord(dset, off, &mask, &addr, &size) >= 0 && size > 0) {
+                c->disk_known = true;
+                c->disk_size = (size_t)size;
+                c->disk_mask = mask;
+            }
+        }
 
         rc = c->buf ? 0 : -1;
         if (rc == 0 && c->nbuf > 0) rc = h5ml__read_rows(dset, memtype, c->base, c->nbuf, c->buf);
@@ -142,20 +154,25 @@ int h5ml__col_set_extent(column *c, int64_t rows)
     return 0;
 }
 
+/* Writes buf's rows through HDF5's own pipeline. */
+static int write_rows(column *c)
+{
+    hsize_t off[3] = { (hsize_t)c->base, 0, 0 }, cnt[3] = { (hsize_t)c->nbuf, c->row_shape[0], c->row_shape[1] };
+    hid_t fs = H5Dget_space(c->dset), ms = H5Screate_simple(c->rank, cnt, NULL);
+    herr_t rc = H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
+    if (rc >= 0) rc = H5Dwrite(c->dset, c->memtype, ms, fs, H5P_DEFAULT, c->buf);
+    if (rc < 0) h5ml__h5_save();
+    H5Sclose(ms);
+    H5Sclose(fs);
+    c->disk_known = false;
+    return rc < 0 ? -1 : 0;
+}
+
 /* Writes buf (rows [base, base+nbuf)) to the file as the chunk at `base`. */
 static int write_buffer(column *c, scratch *s, bool final)
 {
     if (h5ml__col_set_extent(c, c->base + c->nbuf) < 0) return -1;
-    if (!c->direct) {
-        hsize_t off[3] = { (hsize_t)c->base, 0, 0 }, cnt[3] = { (hsize_t)c->nbuf, c->row_shape[0], c->row_shape[1] };
-        hid_t fs = H5Dget_space(c->dset), ms = H5Screate_simple(c->rank, cnt, NULL);
-        herr_t rc = H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
-        if (rc >= 0) rc = H5Dwrite(c->dset, c->memtype, ms, fs, H5P_DEFAULT, c->buf);
-        if (rc < 0) h5ml__h5_save();
-        H5Sclose(ms);
-        H5Sclose(fs);
-        return rc < 0 ? -1 : 0;
-    }
+    if (!c->direct) return write_rows(c);
     size_t full = (size_t)c->chunk_rows * c->row_bytes, used = (size_t)c->nbuf * c->row_bytes;
     memset(c->buf + used, 0, full - used); /* edge chunks are stored whole, as HDF5 does */
     size_t n = full;
@@ -164,12 +181,24 @@ static int write_buffer(column *c, scratch *s, bool final)
     bool partial = c->nbuf < c->chunk_rows;
     if (partial && !final && c->partial_bytes >= full) c->partial_raw = true;
     if (!partial || final || !c->partial_raw) {
-        data = h5ml__pipe_encode(&c->pipe, c->elem, c->buf, full, s, &n, &mask);
+        data = h5ml__pipe_encode(&c->pipe, c->elem, c->buf, full, s, &n, &mask, false);
         if (data == NULL) return -1;
         if (partial) c->partial_bytes += n;
     }
+    /* HDF5 1.10 keeps the old filter mask when a chunk is overwritten by one of the same
+     * size: never overwrite with the same size and another mask. This only happens over a
+     * filtered chunk of exactly raw size, which other writers' deflate can produce. */
+    if (c->disk_known && c->disk_size == n && c->disk_mask != mask) {
+        data = h5ml__pipe_encode(&c->pipe, c->elem, c->buf, full, s, &n, &mask, true);
+        if (data == NULL) return -1;
+        if (c->disk_size == n && c->disk_mask != mask) return write_rows(c);
+    }
     hsize_t off[3] = { (hsize_t)c->base, 0, 0 };
-    return H5Dwrite_chunk(c->dset, H5P_DEFAULT, mask, off, n, data) < 0 ? -1 : 0;
+    if (H5Dwrite_chunk(c->dset, H5P_DEFAULT, mask, off, n, data) < 0) return -1;
+    c->disk_known = true;
+    c->disk_size = n;
+    c->disk_mask = mask;
+    return 0;
 }
 
 int h5ml__col_append(column *c, scratch *s, const void *src, int64_t n)
@@ -188,6 +217,7 @@ int h5ml__col_append(column *c, scratch *s, const void *src, int64_t n)
             c->nbuf = c->nbuf_on_disk = 0;
             c->partial_bytes = 0;
             c->partial_raw = false;
+            c->disk_known = false;
         }
     }
     return 0;

@@ -37,6 +37,9 @@ typedef struct column {
     int64_t extent;        /* current dataset extent */
     size_t partial_bytes;  /* filtered bytes written for incomplete versions of this chunk */
     bool partial_raw;      /* the incomplete chunk is stored unfiltered (rewritten in place) */
+    bool disk_known;       /* the chunk at `base` exists in the file with this size and mask */
+    size_t disk_size;
+    uint32_t disk_mask;
     bool direct;           /* H5Dwrite_chunk with h5ml's own filtering */
     pipeline pipe;
 } column;
@@ -58,8 +61,9 @@ int h5ml__col_set_extent(column *c, int64_t rows);
 void h5ml__col_free(column *c);
 void h5ml__scratch_free(scratch *s);
 /* Filters `n` bytes of `src` as `p` describes; returns the bytes to store (in s or src),
- * the size and the HDF5 filter mask. */
+ * the size and the HDF5 filter mask. Output that is not smaller than the input is replaced
+ * by the input with every filter marked skipped, unless `keep` asks for the filtered bytes. */
 const void *h5ml__pipe_encode(const pipeline *p, size_t elem, const void *src, size_t n, scratch *s,
-                              size_t *out_n, uint32_t *mask);
+                              size_t *out_n, uint32_t *mask, bool keep);
 
 #endif
