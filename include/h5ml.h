@@ -262,6 +262,7 @@ typedef struct h5ml_writer_stats {
     int64_t structures;      /* in the file, including those before an append */
     int64_t atoms;
     int64_t added;           /* structures added through this handle */
+    int64_t added_atoms;     /* atoms added through this handle */
     int64_t checkpoints;
     int64_t warnings;
 } h5ml_writer_stats;

@@ -267,7 +267,7 @@ static int cmd_convert(int argc, char **argv)
         char size[32] = "?";
         if (stat(out, &sb) == 0) human_bytes((double)sb.st_size, size, sizeof size);
         printf("%s %" PRId64 " structures (%" PRId64 " atoms) %s %s in %.2f s (%.0f structures/s); %s; %" PRId64 " warning%s\n",
-               append ? "appended" : "wrote", st.added, st.atoms, append ? "to" : "to", out, el,
+               append ? "appended" : "wrote", st.added, st.added_atoms, "to", out, el,
                el > 0 ? (double)st.added / el : 0.0, size, st.warnings, st.warnings == 1 ? "" : "s");
     }
     return EXIT_OK;

@@ -369,15 +369,11 @@ int h5ml_reader_info(h5ml_reader *r, int64_t i, char **json)
 static int grow(h5ml_reader *r, int64_t natoms)
 {
     if (natoms <= r->cap) return 0;
-    int64_t cap = natoms < 64 ? 64 : natoms;
-    int64_t *nb = realloc(r->numbers, sizeof *nb * (size_t)cap);
-    if (nb) r->numbers = nb;
-    double *pb = realloc(r->positions, sizeof *pb * 3 * (size_t)cap);
-    if (pb) r->positions = pb;
-    float *fb = realloc(r->forces, sizeof *fb * 3 * (size_t)cap);
-    if (fb) r->forces = fb;
-    if (!nb || !pb || !fb) return -1;
-    r->cap = cap;
+    size_t cap = (size_t)(natoms < 64 ? 64 : natoms);
+    if (h5ml__resize(&r->numbers, cap, sizeof *r->numbers) || h5ml__resize(&r->positions, 3 * cap, sizeof *r->positions) ||
+        h5ml__resize(&r->forces, 3 * cap, sizeof *r->forces))
+        return -1;
+    r->cap = (int64_t)cap;
     return 0;
 }
 

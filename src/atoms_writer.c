@@ -934,6 +934,7 @@ void h5ml_writer_get_stats(const h5ml_writer *w, h5ml_writer_stats *out)
     out->structures = w->n;
     out->atoms = w->m;
     out->added = w->added;
+    out->added_atoms = w->m - w->m0;
     out->checkpoints = w->checkpoints;
     out->warnings = w->base.warnings;
 }

@@ -63,6 +63,15 @@ int64_t h5ml_warning_count(const void *handle)
 
 void h5ml_free(void *p) { free(p); }
 
+int h5ml__resize(void *pp, size_t n, size_t size)
+{
+    void **slot = pp;
+    void *q = realloc(*slot, (n ? n : 1) * size);
+    if (q == NULL) return -1;
+    *slot = q;
+    return 0;
+}
+
 void h5ml__base_init(h5ml_base *b)
 {
     memset(b, 0, sizeof *b);

@@ -403,15 +403,11 @@ static int parse_properties(h5ml_xyz_reader *x, int64_t line, const char *spec)
 static int grow_atoms(h5ml_xyz_reader *x, int64_t n)
 {
     if (n <= x->acap) return H5ML_OK;
-    int64_t cap = n < 256 ? 256 : n;
-    int64_t *nb = realloc(x->numbers, sizeof *nb * (size_t)cap);
-    if (nb) x->numbers = nb;
-    double *pb = realloc(x->positions, sizeof *pb * 3 * (size_t)cap);
-    if (pb) x->positions = pb;
-    double *fb = realloc(x->forces, sizeof *fb * 3 * (size_t)cap);
-    if (fb) x->forces = fb;
-    if (!nb || !pb || !fb) return h5ml__fail(&x->base, H5ML_ERR_NOMEM, "%s: out of memory for %lld atoms", x->path, (long long)n);
-    x->acap = cap;
+    size_t cap = (size_t)(n < 256 ? 256 : n);
+    if (h5ml__resize(&x->numbers, cap, sizeof *x->numbers) || h5ml__resize(&x->positions, 3 * cap, sizeof *x->positions) ||
+        h5ml__resize(&x->forces, 3 * cap, sizeof *x->forces))
+        return h5ml__fail(&x->base, H5ML_ERR_NOMEM, "%s: out of memory for %lld atoms", x->path, (long long)n);
+    x->acap = (int64_t)cap;
     return H5ML_OK;
 }
 

@@ -40,6 +40,9 @@ static inline int h5ml__ok(h5ml_base *b) { b->code = H5ML_OK; b->msg[0] = 0; ret
 void h5ml__warn(h5ml_base *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void h5ml__info(h5ml_base *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Resizes the array *pp to n elements of `size` bytes; on failure *pp is kept, -1 returned. */
+int h5ml__resize(void *pp, size_t n, size_t size);
+
 /* HDF5's automatic error printing is silenced while a public entry point runs, and the
  * caller's setting restored afterwards (per thread: HDF5 is built thread-safe). */
 typedef struct h5ml_h5quiet { H5E_auto2_t fn; void *data; } h5ml_h5quiet;

@@ -69,17 +69,11 @@ static int block_read(h5ml_reader *r, block *b, int64_t start, int64_t count)
     int rc = h5ml_reader_range_atoms(r, start, count, &na);
     if (rc) return rc;
     if (na > b->cap_atoms) {
-        free(b->numbers);
-        free(b->positions);
-        free(b->forces);
-        b->numbers = malloc(sizeof *b->numbers * (size_t)na);
-        b->positions = malloc(sizeof *b->positions * 3 * (size_t)na);
-        b->forces = malloc(sizeof *b->forces * 3 * (size_t)na);
-        b->cap_atoms = na;
-        if (!b->numbers || !b->positions || !b->forces) {
-            b->cap_atoms = 0;
+        size_t cap = (size_t)na;
+        if (h5ml__resize(&b->numbers, cap, sizeof *b->numbers) || h5ml__resize(&b->positions, 3 * cap, sizeof *b->positions) ||
+            h5ml__resize(&b->forces, 3 * cap, sizeof *b->forces))
             return h5ml__fail((h5ml_base *)r, H5ML_ERR_NOMEM, "out of memory");
-        }
+        b->cap_atoms = na;
     }
     b->start = start;
     b->count = count;
