@@ -158,6 +158,8 @@ typedef enum h5ml_option {
     H5ML_OPT_CHUNK_STRUCTURES,    /* rows per chunk of per-structure datasets; default 4096 */
     H5ML_OPT_CHECKPOINT_MS,       /* checkpoint interval in ms; default 2000; -1 only at
                                      finalize                                              */
+    H5ML_OPT_THREADS,             /* threads that compress chunks; default one per core; 1
+                                     compresses on the calling thread                      */
     H5ML_OPT__COUNT
 } h5ml_option;
 

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "atoms_priv.h"
 #include "chunkcol.h"
+#include "pool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,7 +46,7 @@ struct h5ml_writer {
     h5ml_stats stats, stats0;
     pipeline pipe;        /* of new datasets */
     int64_t chunk_atoms, chunk_structs;
-    scratch scratch;
+    colsink sink;
     bool is_open, finalized, created, swmr;
     double last_ckpt;
     int64_t added, checkpoints;
@@ -91,6 +92,7 @@ static const opt_bounds bounds[H5ML_OPT__COUNT] = {
     [H5ML_OPT_CHUNK_ATOMS] = { 0, 1 << 24, 16384, "chunk_atoms" },
     [H5ML_OPT_CHUNK_STRUCTURES] = { 0, 1 << 24, 4096, "chunk_structures" },
     [H5ML_OPT_CHECKPOINT_MS] = { -1, INT64_C(86400000), 2000, "checkpoint_ms" },
+    [H5ML_OPT_THREADS] = { 0, 256, 0, "threads" },
 };
 
 int h5ml_writer_set(h5ml_writer *w, h5ml_option opt, int64_t value)
@@ -260,10 +262,10 @@ static int create_schema(h5ml_writer *w)
     if (rc) return rc;
     /* The splits start with 0, so even an empty file is a valid dataset. */
     int64_t zero = 0;
-    if (h5ml__col_append(&w->col[COL_NUMBERS_SPLITS], &w->scratch, &zero, 1) < 0 ||
-        h5ml__col_append(&w->col[COL_FORCES_SPLITS], &w->scratch, &zero, 1) < 0 ||
-        h5ml__col_flush(&w->col[COL_NUMBERS_SPLITS], &w->scratch, false) < 0 ||
-        h5ml__col_flush(&w->col[COL_FORCES_SPLITS], &w->scratch, false) < 0)
+    if (h5ml__col_append(&w->col[COL_NUMBERS_SPLITS], &w->sink, &zero, 1) < 0 ||
+        h5ml__col_append(&w->col[COL_FORCES_SPLITS], &w->sink, &zero, 1) < 0 ||
+        h5ml__col_flush(&w->col[COL_NUMBERS_SPLITS], &w->sink, false) < 0 ||
+        h5ml__col_flush(&w->col[COL_FORCES_SPLITS], &w->sink, false) < 0)
         return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot write the splits", w->path);
     return H5ML_OK;
 }
@@ -416,6 +418,7 @@ static int open_append(h5ml_writer *w)
 
 static void reset(h5ml_writer *w)
 {
+    h5ml__sink_free(&w->sink); /* before the datasets close: pending chunks are dropped */
     for (int c = 0; c < COL_COUNT; c++) h5ml__col_free(&w->col[c]);
     if (w->info >= 0) H5Dclose(w->info);
     if (w->g_meta >= 0) H5Gclose(w->g_meta);
@@ -440,6 +443,9 @@ int h5ml_writer_open(h5ml_writer *w, const char *path, h5ml_mode mode)
     w->mt_bool = h5ml__bool_type();
     pipeline_from_options(w);
     int rc = mode == H5ML_APPEND ? open_append(w) : open_create(w);
+    int64_t threads = opt(w, H5ML_OPT_THREADS);
+    if (threads == 0) threads = h5ml__default_threads();
+    if (rc == H5ML_OK && threads > 1 && w->pipe.codec != PIPE_NONE) w->sink.pool = h5ml__pool_new((int)threads);
     if (rc == H5ML_OK) {
         w->n0 = w->n;
         w->m0 = w->m;
@@ -585,7 +591,7 @@ static int append_structure(h5ml_writer *w, const h5ml_structure *s)
     voigt(s, st, &mask);
     int8_t mask8 = (int8_t)mask;
     int64_t split = w->m + na, index = w->n;
-    scratch *sc = &w->scratch;
+    colsink *sc = &w->sink;
     column *c = w->col;
     int e = 0;
     e |= h5ml__col_append(&c[COL_NUMBERS], sc, s->numbers, na);
@@ -694,8 +700,9 @@ int h5ml_writer_add_batch(h5ml_writer *w, const h5ml_batch *b)
 static int flush_all(h5ml_writer *w, bool final)
 {
     for (int c = 0; c < COL_COUNT; c++)
-        if (h5ml__col_flush(&w->col[c], &w->scratch, final) < 0)
+        if (h5ml__col_flush(&w->col[c], &w->sink, final) < 0)
             return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot write %s", w->path, h5ml__cols[c].path);
+    if (h5ml__sink_drain(&w->sink) < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot write chunks", w->path);
     return flush_info(w);
 }
 
@@ -920,7 +927,7 @@ int h5ml_writer_close(h5ml_writer *w)
     }
     free(w->meta);
     free(w->f32);
-    h5ml__scratch_free(&w->scratch);
+    h5ml__sink_free(&w->sink);
     free(w->tmp_path);
     free(w->path);
     free(w);

@@ -1,5 +1,6 @@
 /* The chunk pipeline of the writer (see chunkcol.h). */
 #include "chunkcol.h"
+#include "pool.h"
 
 #include <liblzf/lzf.h>
 #include <stdio.h>
@@ -118,7 +119,8 @@ int h5ml__col_attach(column *c, hid_t dset, hid_t memtype, int64_t rows, char *w
             if (chunk[k] != dims[k]) rows_whole = false;
         }
         c->chunk_rows = (int64_t)chunk[0];
-        c->buf = calloc((size_t)c->chunk_rows, c->row_bytes);
+        c->buf_cap = (size_t)c->chunk_rows * c->row_bytes;
+        c->buf = calloc(c->buf_cap, 1);
         c->direct = rows_whole && read_pipeline(dcpl, &c->pipe) && H5Tequal(ftype, memtype) > 0;
         c->extent = rows;
         c->base = rows / c->chunk_rows * c->chunk_rows;
@@ -168,6 +170,29 @@ static int write_rows(column *c)
     return rc < 0 ? -1 : 0;
 }
 
+/* Hands filtered bytes to HDF5 as the chunk at `base`. HDF5 1.10 keeps the old filter mask
+ * when a chunk is overwritten by one of the same size: never overwrite with the same size and
+ * another mask. That only happens over a filtered chunk of exactly raw size, which other
+ * writers' deflate can produce; the chunk is then stored filtered whatever its size. */
+static int store(column *c, int64_t base, const void *raw, size_t full, scratch *s, const void *data, size_t n,
+                 uint32_t mask, bool known, size_t disk_size, uint32_t disk_mask)
+{
+    if (known && disk_size == n && disk_mask != mask) {
+        data = h5ml__pipe_encode(&c->pipe, c->elem, raw, full, s, &n, &mask, true);
+        if (data == NULL) return -1;
+        if (disk_size == n && disk_mask != mask) return -1; /* cannot happen: filtered mask is 0 */
+    }
+    hsize_t off[3] = { (hsize_t)base, 0, 0 };
+    if (H5Dwrite_chunk(c->dset, H5P_DEFAULT, mask, off, n, data) < 0) return h5ml__h5_save(), -1;
+    if (base == c->base) { /* still the column's current chunk: remember what is on disk */
+        c->disk_known = true;
+        c->disk_size = n;
+        c->disk_mask = mask;
+        if (mask == 0 && c->nbuf < c->chunk_rows) c->partial_bytes += n;
+    }
+    return 0;
+}
+
 /* Writes buf (rows [base, base+nbuf)) to the file as the chunk at `base`. */
 static int write_buffer(column *c, scratch *s, bool final)
 {
@@ -183,25 +208,96 @@ static int write_buffer(column *c, scratch *s, bool final)
     if (!partial || final || !c->partial_raw) {
         data = h5ml__pipe_encode(&c->pipe, c->elem, c->buf, full, s, &n, &mask, false);
         if (data == NULL) return -1;
-        if (partial) c->partial_bytes += n;
     }
-    /* HDF5 1.10 keeps the old filter mask when a chunk is overwritten by one of the same
-     * size: never overwrite with the same size and another mask. This only happens over a
-     * filtered chunk of exactly raw size, which other writers' deflate can produce. */
-    if (c->disk_known && c->disk_size == n && c->disk_mask != mask) {
-        data = h5ml__pipe_encode(&c->pipe, c->elem, c->buf, full, s, &n, &mask, true);
-        if (data == NULL) return -1;
-        if (c->disk_size == n && c->disk_mask != mask) return write_rows(c);
+    return store(c, c->base, c->buf, full, s, data, n, mask, c->disk_known, c->disk_size, c->disk_mask);
+}
+
+/* ---- the pool path ---- */
+
+static void encode_job(h5ml_job *j)
+{
+    j->out = h5ml__pipe_encode(&j->col->pipe, j->col->elem, j->raw, j->full, &j->scratch, &j->out_n, &j->mask, false);
+    j->failed = j->out == NULL;
+}
+
+/* Writes finished jobs in submission order; waits for them if `wait`. */
+static int drain(colsink *k, bool wait)
+{
+    h5ml_job *j;
+    while ((j = h5ml__pool_next(k->pool, wait)) != NULL) {
+        int rc = j->failed ? -1
+                           : store(j->col, j->base, j->raw, j->full, &j->scratch, j->out, j->out_n, j->mask, j->disk_known,
+                                   j->disk_size, j->disk_mask);
+        h5ml__pool_retire(k->pool);
+        if (rc < 0) return -1;
     }
-    hsize_t off[3] = { (hsize_t)c->base, 0, 0 };
-    if (H5Dwrite_chunk(c->dset, H5P_DEFAULT, mask, off, n, data) < 0) return -1;
-    c->disk_known = true;
-    c->disk_size = n;
-    c->disk_mask = mask;
     return 0;
 }
 
-int h5ml__col_append(column *c, scratch *s, const void *src, int64_t n)
+int h5ml__sink_drain(colsink *k)
+{
+    if (k->pool == NULL) return 0;
+    return drain(k, true);
+}
+
+void h5ml__sink_free(colsink *k)
+{
+    if (k->pool) {
+        h5ml__pool_free(k->pool); /* unwritten jobs are dropped */
+        k->pool = NULL;
+    }
+    h5ml__scratch_free(&k->s);
+}
+
+/* Hands the chunk to the pool: a full buffer is swapped for an empty one, a partial one is
+ * copied (the column keeps filling it). */
+static int submit(column *c, colsink *k)
+{
+    bool partial = c->nbuf < c->chunk_rows;
+    if (h5ml__col_set_extent(c, c->base + c->nbuf) < 0) return -1;
+    h5ml_job *j;
+    while ((j = h5ml__pool_slot(k->pool)) == NULL)
+        if (drain(k, true) < 0) return -1;
+    size_t full = (size_t)c->chunk_rows * c->row_bytes;
+    if (j->raw_cap < c->buf_cap) {
+        unsigned char *r = realloc(j->raw, c->buf_cap);
+        if (r == NULL) return -1;
+        j->raw = r;
+        j->raw_cap = c->buf_cap;
+    }
+    if (partial) {
+        size_t used = (size_t)c->nbuf * c->row_bytes;
+        memcpy(j->raw, c->buf, used);
+        memset(j->raw + used, 0, full - used);
+        j->run = encode_job;
+        j->col = c;
+        j->base = c->base;
+        j->full = full;
+        j->disk_known = c->disk_known;
+        j->disk_size = c->disk_size;
+        j->disk_mask = c->disk_mask;
+        h5ml__pool_submit(k->pool);
+        return 0;
+    }
+    unsigned char *t = c->buf;
+    size_t tc = c->buf_cap;
+    c->buf = j->raw;
+    c->buf_cap = j->raw_cap;
+    j->raw = t;
+    j->raw_cap = tc;
+    j->run = encode_job;
+    j->col = c;
+    j->base = c->base;
+    j->full = full;
+    j->disk_known = c->disk_known;
+    j->disk_size = c->disk_size;
+    j->disk_mask = c->disk_mask;
+    c->disk_known = false;
+    h5ml__pool_submit(k->pool);
+    return drain(k, false);
+}
+
+int h5ml__col_append(column *c, colsink *k, const void *src, int64_t n)
 {
     const unsigned char *p = src;
     while (n > 0) {
@@ -212,21 +308,26 @@ int h5ml__col_append(column *c, scratch *s, const void *src, int64_t n)
         p += (size_t)take * c->row_bytes;
         n -= take;
         if (c->nbuf == c->chunk_rows) {
-            if (write_buffer(c, s, false) < 0) return -1;
+            int rc = (k->pool && c->direct) ? submit(c, k) : write_buffer(c, &k->s, false);
+            if (rc < 0) return -1;
             c->base += c->chunk_rows;
             c->nbuf = c->nbuf_on_disk = 0;
             c->partial_bytes = 0;
             c->partial_raw = false;
-            c->disk_known = false;
+            c->disk_known = false; /* nothing of the next chunk is in the file yet */
         }
     }
     return 0;
 }
 
-int h5ml__col_flush(column *c, scratch *s, bool final)
+int h5ml__col_flush(column *c, colsink *k, bool final)
 {
     if (c->nbuf == c->nbuf_on_disk && !(final && c->partial_raw)) return 0;
-    if (write_buffer(c, s, final) < 0) return -1;
+    size_t full = (size_t)c->chunk_rows * c->row_bytes;
+    if (!final && c->partial_bytes >= full) c->partial_raw = true;
+    bool filtered = final || !c->partial_raw;
+    int rc = (k->pool && c->direct && filtered) ? submit(c, k) : write_buffer(c, &k->s, final);
+    if (rc < 0) return -1;
     c->nbuf_on_disk = c->nbuf;
     return 0;
 }

@@ -31,6 +31,7 @@ typedef struct column {
     hsize_t row_shape[2];  /* trailing dims */
     int64_t chunk_rows;
     unsigned char *buf;    /* one chunk */
+    size_t buf_cap;
     int64_t base;          /* first row held in buf (multiple of chunk_rows) */
     int64_t nbuf;          /* rows in buf */
     int64_t nbuf_on_disk;  /* rows of buf already in the file (partial chunk written) */
@@ -49,13 +50,25 @@ typedef struct scratch {
     size_t cap_a, cap_b;
 } scratch;
 
+struct h5ml_pool;
+
+/* Where full chunks go: filtered on the pool's threads when there is a pool, else here. */
+typedef struct colsink {
+    scratch s;
+    struct h5ml_pool *pool;
+} colsink;
+
 /* Reads the dataset's layout and filters; returns 0 or -1 (not chunked / not resizable). */
 int h5ml__col_attach(column *c, hid_t dset, hid_t memtype, int64_t rows, char *why, size_t whylen);
 /* Appends `n` rows from `src` (row_bytes each). */
-int h5ml__col_append(column *c, scratch *s, const void *src, int64_t n);
-/* Writes the partial chunk (if any rows are not yet in the file). `final`: the last write
- * of this session, always filtered. */
-int h5ml__col_flush(column *c, scratch *s, bool final);
+int h5ml__col_append(column *c, colsink *k, const void *src, int64_t n);
+/* Writes every chunk handed to the pool (waiting for the ones still being filtered). */
+int h5ml__sink_drain(colsink *k);
+void h5ml__sink_free(colsink *k);
+/* Writes the partial chunk (if any rows are not yet in the file; with a pool, hands it over:
+ * h5ml__sink_drain then completes the write). `final`: the last write of this session,
+ * always filtered. */
+int h5ml__col_flush(column *c, colsink *k, bool final);
 /* Sets the extent to exactly `rows` (growing only; callers shrink through H5Dset_extent). */
 int h5ml__col_set_extent(column *c, int64_t rows);
 void h5ml__col_free(column *c);

@@ -1,0 +1,163 @@
+/* A small pool of encoder threads. Jobs are taken in submission order by idle workers and
+ * handed back to the submitting thread in the same order (h5ml__pool_next), so every HDF5
+ * call stays on the caller's thread and chunks reach the file in a deterministic order.
+ * Workers only run the job's function (filtering: shuffle, zlib, LZF), never HDF5. */
+#include "pool.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { FREE, QUEUED, RUNNING, DONE };
+
+struct h5ml_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+    pthread_t *threads;
+    int nthreads;
+    h5ml_job *slots;
+    int *state;
+    int nslots;
+    int64_t head, tail; /* jobs [head, tail) are in flight, by sequence number */
+    bool stop;
+};
+
+static void *worker(void *arg)
+{
+    h5ml_pool *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        int pick = -1;
+        for (int64_t s = p->head; s < p->tail; s++) {
+            int k = (int)(s % p->nslots);
+            if (p->state[k] == QUEUED) {
+                pick = k;
+                break;
+            }
+        }
+        if (pick < 0) {
+            if (p->stop) break;
+            pthread_cond_wait(&p->work, &p->mu);
+            continue;
+        }
+        p->state[pick] = RUNNING;
+        pthread_mutex_unlock(&p->mu);
+        h5ml_job *j = &p->slots[pick];
+        j->run(j);
+        pthread_mutex_lock(&p->mu);
+        p->state[pick] = DONE;
+        pthread_cond_broadcast(&p->done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+int h5ml__default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}
+
+h5ml_pool *h5ml__pool_new(int threads)
+{
+    if (threads < 1) return NULL;
+    h5ml_pool *p = calloc(1, sizeof *p);
+    if (p == NULL) return NULL;
+    p->nslots = 2 * threads + 2;
+    p->slots = calloc((size_t)p->nslots, sizeof *p->slots);
+    p->state = calloc((size_t)p->nslots, sizeof *p->state);
+    p->threads = calloc((size_t)threads, sizeof *p->threads);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->work, NULL);
+    pthread_cond_init(&p->done, NULL);
+    if (!p->slots || !p->state || !p->threads) {
+        h5ml__pool_free(p);
+        return NULL;
+    }
+    for (int i = 0; i < threads; i++) {
+        if (pthread_create(&p->threads[i], NULL, worker, p) != 0) break;
+        p->nthreads++;
+    }
+    if (p->nthreads == 0) {
+        h5ml__pool_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void h5ml__pool_free(h5ml_pool *p)
+{
+    if (p == NULL) return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = true;
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->nthreads; i++) pthread_join(p->threads[i], NULL);
+    for (int k = 0; p->slots && k < p->nslots; k++) h5ml__job_release(&p->slots[k]);
+    pthread_cond_destroy(&p->done);
+    pthread_cond_destroy(&p->work);
+    pthread_mutex_destroy(&p->mu);
+    free(p->slots);
+    free(p->state);
+    free(p->threads);
+    free(p);
+}
+
+h5ml_job *h5ml__pool_slot(h5ml_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    h5ml_job *j = NULL;
+    if (p->tail - p->head < p->nslots) j = &p->slots[p->tail % p->nslots];
+    pthread_mutex_unlock(&p->mu);
+    return j;
+}
+
+void h5ml__pool_submit(h5ml_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->state[p->tail % p->nslots] = QUEUED;
+    p->tail++;
+    pthread_cond_signal(&p->work);
+    pthread_mutex_unlock(&p->mu);
+}
+
+h5ml_job *h5ml__pool_next(h5ml_pool *p, bool wait)
+{
+    pthread_mutex_lock(&p->mu);
+    h5ml_job *j = NULL;
+    while (p->head < p->tail) {
+        int k = (int)(p->head % p->nslots);
+        if (p->state[k] == DONE) {
+            j = &p->slots[k];
+            break;
+        }
+        if (!wait) break;
+        pthread_cond_wait(&p->done, &p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return j;
+}
+
+void h5ml__pool_retire(h5ml_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->state[p->head % p->nslots] = FREE;
+    p->head++;
+    pthread_mutex_unlock(&p->mu);
+}
+
+int64_t h5ml__pool_pending(h5ml_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int64_t n = p->tail - p->head;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+void h5ml__job_release(h5ml_job *j)
+{
+    free(j->raw);
+    h5ml__scratch_free(&j->scratch);
+    memset(j, 0, sizeof *j);
+}
