@@ -12,6 +12,7 @@
  *   --mode batch|single   one h5ml_writer_add_batch call (default) or h5ml_writer_add per structure
  *   --count N             use the first N structures (default: all)
  *   --compression none|gzip|lzf, --level L, --no-shuffle, --no-validate
+ *   --threads N           compression threads (H5ML_OPT_THREADS; default: the library's)
  *
  * Loading the arrays is not timed; the time runs from h5ml_writer_new/open to the return of
  * h5ml_writer_close (finalize included). Prints one JSON object on stdout. */
@@ -80,12 +81,13 @@ static int cmd_write(int argc, char **argv)
     const char *dir = argv[0], *out = argv[1];
     const char *mode = "batch";
     long long count = -1;
-    int comp = H5ML_COMPRESS_GZIP, level = 4, shuffle = 1, validate = 1;
+    int comp = H5ML_COMPRESS_GZIP, level = 4, shuffle = 1, validate = 1, threads = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--mode") == 0 && v) mode = v, i++;
         else if (strcmp(a, "--count") == 0 && v) count = atoll(v), i++;
         else if (strcmp(a, "--level") == 0 && v) level = atoi(v), i++;
+        else if (strcmp(a, "--threads") == 0 && v) threads = atoi(v), i++;
         else if (strcmp(a, "--no-shuffle") == 0) shuffle = 0;
         else if (strcmp(a, "--no-validate") == 0) validate = 0;
         else if (strcmp(a, "--compression") == 0 && v) {
@@ -121,6 +123,7 @@ static int cmd_write(int argc, char **argv)
     if (comp == H5ML_COMPRESS_GZIP) h5ml_writer_set(w, H5ML_OPT_LEVEL, level);
     h5ml_writer_set(w, H5ML_OPT_SHUFFLE, shuffle ? 1 : -1);
     h5ml_writer_set(w, H5ML_OPT_VALIDATE, validate ? 1 : -1);
+    if (threads > 0 && h5ml_writer_set(w, H5ML_OPT_THREADS, threads)) die("%s%s", h5ml_errmsg(w), "");
     int rc = h5ml_writer_open(w, out, H5ML_CREATE);
     if (rc) die("%s%s", h5ml_errmsg(w), "");
     double t_open = now();

@@ -730,14 +730,31 @@ int h5ml_writer_checkpoint(h5ml_writer *w)
     return rc;
 }
 
+static int meta_reject(h5ml_writer *w, meta_entry *e)
+{
+    free(e->s);
+    free(e->arr);
+    if (w->base.code == H5ML_OK) h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
+    return w->base.code;
+}
+
 static int meta_put(h5ml_writer *w, const char *key, meta_entry *e)
 {
-    if (key == NULL || !*key || strchr(key, '/'))
-        return h5ml__fail(&w->base, H5ML_ERR_ARG, "invalid metadata key '%s' (empty or contains '/')", key ? key : "");
+    h5ml__ok(&w->base);
+    if (key == NULL || !*key || strchr(key, '/')) {
+        h5ml__fail(&w->base, H5ML_ERR_ARG, "invalid metadata key '%s' (empty or contains '/')", key ? key : "");
+        return meta_reject(w, e);
+    }
     for (const char *const *r = reserved_keys; *r; r++)
-        if (strcmp(*r, key) == 0)
-            return h5ml__fail(&w->base, H5ML_ERR_ARG, "metadata key '%s' is reserved for h5ml's own attributes", key);
-    if (w->finalized) return h5ml__fail(&w->base, H5ML_ERR_STATE, "metadata must be set before finalize()");
+        if (strcmp(*r, key) == 0) {
+            h5ml__fail(&w->base, H5ML_ERR_ARG, "metadata key '%s' is reserved for h5ml's own attributes", key);
+            return meta_reject(w, e);
+        }
+    if (w->finalized) {
+        h5ml__fail(&w->base, H5ML_ERR_STATE, "metadata must be set before finalize()");
+        return meta_reject(w, e);
+    }
+    if (e->kind == META_STR && e->s == NULL) return meta_reject(w, e);
     e->key = strdup(key);
     meta_entry *p = realloc(w->meta, sizeof *p * (w->nmeta + 1));
     if (e->key == NULL || p == NULL) {

@@ -122,8 +122,10 @@ static pid_t spawn(const char *path, int mode, int64_t start)
     return pid;
 }
 
-static void kill_after(pid_t pid, int ms)
+/* Kills `pid` `ms` after `path` appeared (machines under load start slowly). */
+static void kill_after(pid_t pid, const char *path, int ms)
 {
+    for (int i = 0; i < 5000 && access(path, F_OK) != 0; i++) usleep(1000);
     usleep((useconds_t)ms * 1000);
     kill(pid, SIGKILL);
     int st;
@@ -142,17 +144,22 @@ int main(void)
     for (int round = 0; round < rounds; round++) {
         unlink(path);
         int ms = (int)rng_int(30, 400);
-        kill_after(spawn(path, H5ML_CREATE, 0), ms);
-        CHECK_MSG(access(path, F_OK) == 0 || ms < 60, "round %d: no file after %d ms", round, ms);
+        kill_after(spawn(path, H5ML_CREATE, 0), path, ms);
+        CHECK_MSG(access(path, F_OK) == 0, "round %d: no file after %d ms", round, ms);
         if (access(path, F_OK) != 0) continue;
         CHECK_MSG(plain_hdf5_opens(path), "round %d (%d ms): plain HDF5 cannot open the file", round, ms);
         int64_t n = check_content(path);
         CHECK_MSG(n >= 0, "round %d (%d ms): content or consistency wrong", round, ms);
-        CHECK_MSG(n > 0 || ms < 150, "round %d: nothing checkpointed after %d ms", round, ms);
+        if (n < 0) {
+            char keep[64];
+            snprintf(keep, sizeof keep, "crash-failure-%u-%d.h5", seed, round);
+            rename(path, keep);
+            fprintf(stderr, "kept the file as %s\n", keep);
+        }
         total_kept += n > 0 ? n : 0;
         if (n < 0) continue;
         /* append after the crash, killed too, then a clean append */
-        kill_after(spawn(path, H5ML_APPEND, n), (int)rng_int(20, 200));
+        kill_after(spawn(path, H5ML_APPEND, n), path, (int)rng_int(20, 200));
         int64_t n2 = check_content(path);
         CHECK_MSG(n2 >= n, "round %d: append after a crash lost data (%lld -> %lld)", round, (long long)n, (long long)n2);
         if (n2 < 0) continue;
@@ -170,6 +177,7 @@ int main(void)
         CHECK_EQ_I(check_content(path), n2 + 100);
     }
     printf("%d kills, %lld structures kept in total\n", 2 * rounds, (long long)total_kept);
+    CHECK_MSG(total_kept > 0, "no kill round kept any structure: checkpoints are not reaching the file");
     unlink(path);
     return check_report("test_crash");
 }

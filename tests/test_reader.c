@@ -11,8 +11,10 @@
 enum { OK_FILE, SPLITS_DECREASE, SPLITS_PAST_END, SPLITS_START, ENERGY_SHORT, FSPLITS_DIFFER, POS_FLAT, ENERGY_STRING,
        NO_FORCES, PBC_UINT8, CHUNKED_GZIP };
 
-static void put(hid_t f, const char *name, hid_t type, int rank, const hsize_t *dims, const void *buf, bool chunked)
+static void put(hid_t f, const char *name, hid_t type, int rank, const hsize_t *dims_in, const void *buf, bool chunked)
 {
+    hsize_t dims[3] = { 0, 0, 0 };
+    for (int k = 0; k < rank; k++) dims[k] = dims_in[k];
     hid_t s = H5Screate_simple(rank, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
     if (chunked) {
         hsize_t maxd[3] = { H5S_UNLIMITED, dims[1], dims[2] }, ch[3] = { 2, dims[1], dims[2] };
