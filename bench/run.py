@@ -72,11 +72,54 @@ def unlink(*paths):
             pass
 
 
-def run_child(cmd, check=True):
+class Quiet:
+    """Waits, before each timed measurement, until no other process is running on the
+    machine (procs_running in /proc/stat counts this one), for at most `each` seconds per
+    measurement and `budget` seconds in all; counts the measurements that started busy."""
+
+    def __init__(self, each=5.0, budget=90.0):
+        self.each, self.budget = each, budget
+        self.waited = 0.0
+        self.measurements = 0
+        self.busy = 0
+
+    @staticmethod
+    def running():
+        try:
+            with open("/proc/stat") as f:
+                for line in f:
+                    if line.startswith("procs_running"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 1
+
+    def wait(self):
+        self.measurements += 1
+        t0 = time.perf_counter()
+        while True:
+            if self.running() <= 1:
+                time.sleep(0.05)
+                if self.running() <= 1:
+                    break
+            spent = time.perf_counter() - t0
+            if spent >= self.each or self.waited + spent >= self.budget:
+                self.busy += 1
+                break
+            time.sleep(0.2)
+        self.waited += time.perf_counter() - t0
+
+
+GUARD = Quiet()
+
+
+def run_child(cmd, check=True, timed=True):
     """Runs cmd; returns (wall seconds, its rusage, stdout, stderr). The rusage's ru_maxrss
     is not the child's own: it carries this (large) process's high-water mark across exec;
     peak_rss() measures through bench_rss instead."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        if timed:
+            GUARD.wait()
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, stdout=out, stderr=err)
         _, status, ru = os.wait4(p.pid, 0)
@@ -370,6 +413,7 @@ class Bench:
                     r3 = self.atoms(d, out_c + ".t1", *opts, "--threads", "1")
                     t1.append(r3["seconds"])
                 unlink(out_p)
+                GUARD.wait()
                 tp.append(h5py_batch_write(out_p, a, comp, shuf))
                 log("    %s rep %d/%d: h5ml %.3f s (user %.2f, sys %.2f; open %.3f, add %.3f, close %.3f), "
                     "no-validate %.3f s,%s h5py %.3f s"
@@ -437,6 +481,7 @@ class Bench:
                 r = self.atoms(d, out_c, "--mode", "single", "--count", str(n_c), *opts)
                 tc.append(r["seconds"])
                 unlink(out_p)
+                GUARD.wait()
                 tp.append(h5py_loop_write(out_p, a, n_p, comp))
                 log("    %s rep %d/%d: h5ml %.3f s (%.0f st/s, user %.2f s), h5py loop %.3f s (%.0f st/s)"
                     % (label, rep + 1, reps, tc[-1], n_c / tc[-1], r["user_s"], tp[-1], n_p / tp[-1]))
@@ -482,6 +527,7 @@ class Bench:
             unlink(out_none)
             w, _, _, _ = run_child([self.h5ml, "convert", xyz, "-o", out_none, "-q", "-c", "none"])
             tn.append(w)
+            GUARD.wait()
             t0 = time.perf_counter()
             got = ase.io.read(xyz, ":", format="extxyz")
             ta.append(time.perf_counter() - t0)
@@ -536,6 +582,7 @@ class Bench:
                 te.append(w)
                 _, _, text, _ = run_child([self.bench_atoms, "read", path, "--chunk", "4096"])
                 tr.append(json.loads(text)["seconds"])
+                GUARD.wait()
                 t, nbytes = h5py_read_all(path)
                 tp.append(t)
                 log("    rep %d/3: h5ml export %.3f s, h5ml_reader_read %.3f s, h5py read all %.3f s"
@@ -560,7 +607,7 @@ class Bench:
         for label, opts in (("none", ["-c", "none"]), ("lzf", ["-c", "lzf"]), ("gzip-4", ["-c", "gzip", "--level", "4"]),
                             ("gzip-9", ["-c", "gzip", "--level", "9"])):
             unlink(out)
-            run_child([self.h5ml, "convert", sample, "-o", out, "-q"] + opts)
+            run_child([self.h5ml, "convert", sample, "-o", out, "-q"] + opts, timed=False)
             size = os.path.getsize(out)
             raw, stored = storage(out)
             if none_size is None:
@@ -618,8 +665,8 @@ def machine(bench):
                     break
     except OSError:
         pass
-    v = run_child([bench.h5ml, "version"])[2]
-    lib = run_child([bench.bench_atoms, "--version"])[2]
+    v = run_child([bench.h5ml, "version"], timed=False)[2]
+    lib = run_child([bench.bench_atoms, "--version"], timed=False)[2]
     lib = json.loads(lib)
     try:
         import ase
@@ -668,7 +715,9 @@ def main():
     print("\nratio = h5ml structures/s / peer structures/s (higher is better for h5ml); times are medians.")
     for note in t.notes:
         print("note: " + note)
-    print("total %.0f s; load average at the end %.2f %.2f %.2f" % ((total,) + os.getloadavg()))
+    quiet = ("%d of %d measurements started while other processes were running (waited %.0f s for quiet)"
+             % (GUARD.busy, GUARD.measurements, GUARD.waited))
+    print("total %.0f s; load average at the end %.2f %.2f %.2f; %s" % ((total,) + os.getloadavg() + (quiet,)))
     md = ["# h5ml benchmark results%s" % (" (--quick)" if args.quick else ""), ""]
     md += ["- **%s**: %s" % (k, v) for k, v in info if k != "workdir"]
     md += ["", t.markdown(), "",
@@ -677,7 +726,7 @@ def main():
            "(cases 1, 2, 5) or of the XYZ text (3, 4) per second. Write times include creating and "
            "finalizing the file; loading the input arrays is not timed.", ""]
     md += ["- " + n for n in t.notes]
-    md += ["", "Total run time %.0f s." % total, ""]
+    md += ["", "Total run time %.0f s; %s." % (total, quiet), ""]
     path = os.path.join(args.bench_dir, "results.md")
     with open(path, "w") as f:
         f.write("\n".join(md))

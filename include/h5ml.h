@@ -172,12 +172,15 @@ H5ML_API int h5ml_writer_set(h5ml_writer *w, h5ml_option opt, int64_t value);
 
 typedef enum h5ml_mode {
     H5ML_CREATE = 0, /* create, overwriting an existing file */
-    H5ML_APPEND = 1  /* append to an existing file (created if missing) */
+    H5ML_APPEND = 1, /* append to an existing file (created if missing) */
+    H5ML_REPAIR = 2  /* append, first cutting datasets of unequal length back to their
+                        longest consistent prefix whoever wrote the file */
 } h5ml_mode;
 
 /* Opens `path` for writing. Append continues the splits and structure_indices, keeps the
- * file's compression and chunking, and recovers a file left by a killed writer (its data up
- * to the last checkpoint; an unfinished tail is dropped with a warning). Appending to a file
+ * file's compression and chunking, and recovers a file left by a killed h5ml writer (its data
+ * up to the last checkpoint; an unfinished tail is dropped with a warning). A file of unequal
+ * dataset lengths that no h5ml writer left unfinished is refused unless mode is REPAIR. Appending to a file
  * written by another tool (h5py) works when its datasets are chunked and resizable.
  * Errors: ERR_IO (cannot create/open), ERR_SCHEMA (not a dataset of this schema),
  * ERR_BUSY (another h5ml writer has the file open), ERR_HDF5. */

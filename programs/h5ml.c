@@ -631,6 +631,43 @@ static int cmd_merge(int argc, char **argv)
     return rc;
 }
 
+/* ---- repair ------------------------------------------------------------------------------- */
+
+static const char repair_help[] =
+    "usage: h5ml repair FILE.h5\n"
+    "\n"
+    "Cut a file whose datasets have unequal lengths (what a writer interrupted inside a\n"
+    "checkpoint, or another tool, can leave) back to its longest consistent prefix of\n"
+    "structures, recompute /metadata, and mark it finalized. A consistent file is left as\n"
+    "it is apart from /metadata. Prints how many structures were kept and dropped.\n";
+
+static int cmd_repair(int argc, char **argv)
+{
+    static const struct option opts[] = { { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'h') return fputs(repair_help, stdout), EXIT_OK;
+        return fputs(repair_help, stderr), EXIT_USAGE;
+    }
+    if (optind + 1 != argc) die_usage("repair takes one file (h5ml repair FILE.h5)");
+    const char *path = argv[optind];
+    if (access(path, F_OK) != 0) die_usage("%s: %s", path, strerror(errno));
+    h5ml_writer *w = h5ml_writer_new();
+    logstate ls = { 0, 1 << 30, false };
+    h5ml_set_log(w, on_log, &ls);
+    if (h5ml_writer_open(w, path, H5ML_REPAIR) != H5ML_OK) {
+        int rc = fail(w);
+        h5ml_writer_close(w);
+        return rc;
+    }
+    h5ml_writer_stats st;
+    h5ml_writer_get_stats(w, &st);
+    int rc = h5ml_writer_close(w) == H5ML_OK ? EXIT_OK : EXIT_USAGE;
+    if (rc == EXIT_OK) printf("%s: %" PRId64 " structures (%" PRId64 " atoms)%s\n", path, st.structures, st.atoms,
+                              ls.shown ? "; see the warning for what was dropped" : "; nothing to cut");
+    return rc;
+}
+
 /* ---- main ----------------------------------------------------------------------------------- */
 
 static const char main_help[] =
@@ -645,6 +682,7 @@ static const char main_help[] =
     "  diff A.h5 B.h5              exact comparison of every dataset\n"
     "  export FILE.h5 -o OUT.xyz   HDF5 -> extended XYZ (--range A:B)\n"
     "  merge A.h5 B.h5 -o C.h5     concatenate datasets\n"
+    "  repair FILE.h5              cut unequal datasets back to their consistent prefix\n"
     "  version                     print the version\n"
     "\n"
     "Run 'h5ml COMMAND --help' for the options of a command.\n"
@@ -683,6 +721,7 @@ dispatch:
     if (strcmp(cmd, "diff") == 0) return cmd_diff(argc, argv);
     if (strcmp(cmd, "export") == 0) return cmd_export(argc, argv);
     if (strcmp(cmd, "merge") == 0) return cmd_merge(argc, argv);
+    if (strcmp(cmd, "repair") == 0) return cmd_repair(argc, argv);
     fprintf(stderr, "%s: error: unknown command '%s'\n\n", prog, cmd);
     fputs(main_help, stderr);
     return EXIT_USAGE;

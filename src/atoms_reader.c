@@ -11,6 +11,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* Lengths that disagree are what an interrupted writer can leave: say how to fix it. */
+#define REPAIR_HINT "; if a writer was interrupted, 'h5ml repair FILE' cuts the file back to its last consistent state"
+
 struct h5ml_reader {
     h5ml_base base;
     char *path;
@@ -137,8 +140,8 @@ static int check_splits(h5ml_reader *r, const int64_t *s, int64_t n, int64_t m, 
             return h5ml__fail(&r->base, H5ML_ERR_SCHEMA, "%s: /%s decreases at index %lld (%lld after %lld); splits must never decrease",
                               r->path, name, (long long)i, (long long)s[i], (long long)s[i - 1]);
     if (s[n] != m)
-        return h5ml__fail(&r->base, H5ML_ERR_SCHEMA, "%s: /%s ends at %lld but the per-atom datasets have %lld rows", r->path,
-                          name, (long long)s[n], (long long)m);
+        return h5ml__fail(&r->base, H5ML_ERR_SCHEMA, "%s: /%s ends at %lld but the per-atom datasets have %lld rows" REPAIR_HINT,
+                          r->path, name, (long long)s[n], (long long)m);
     return H5ML_OK;
 }
 
@@ -193,17 +196,17 @@ static int open_impl(h5ml_reader *r, const char *path, int64_t *dropped)
         if (len[c] > longest) longest = len[c];
         if (dropped == NULL && len[c] != n)
             return h5ml__fail(&r->base, H5ML_ERR_SCHEMA,
-                              "%s: lengths disagree: /%s has %lld rows but /structures/atomic_numbers_splits describes %lld structures",
+                              "%s: lengths disagree: /%s has %lld rows but /structures/atomic_numbers_splits describes %lld structures" REPAIR_HINT,
                               path, h5ml__cols[c].path, (long long)len[c], (long long)n);
         if (len[c] < n) n = len[c];
     }
     if (dropped == NULL && len[COL_FORCES_SPLITS] != len[COL_NUMBERS_SPLITS])
-        return h5ml__fail(&r->base, H5ML_ERR_SCHEMA, "%s: lengths disagree: /labels/forces_splits has %lld rows, /structures/atomic_numbers_splits %lld",
+        return h5ml__fail(&r->base, H5ML_ERR_SCHEMA, "%s: lengths disagree: /labels/forces_splits has %lld rows, /structures/atomic_numbers_splits %lld" REPAIR_HINT,
                           path, (long long)len[COL_FORCES_SPLITS], (long long)len[COL_NUMBERS_SPLITS]);
     int64_t m = len[COL_NUMBERS];
     if (dropped == NULL && (len[COL_POSITIONS] != m || len[COL_FORCES] != m))
         return h5ml__fail(&r->base, H5ML_ERR_SCHEMA,
-                          "%s: lengths disagree: /structures/atomic_numbers has %lld rows, /structures/positions %lld, /labels/forces %lld",
+                          "%s: lengths disagree: /structures/atomic_numbers has %lld rows, /structures/positions %lld, /labels/forces %lld" REPAIR_HINT,
                           path, (long long)m, (long long)len[COL_POSITIONS], (long long)len[COL_FORCES]);
     if (len[COL_POSITIONS] < m) m = len[COL_POSITIONS];
     if (len[COL_FORCES] < m) m = len[COL_FORCES];

@@ -359,7 +359,23 @@ static int shrink(h5ml_writer *w, hid_t file, int64_t n, int64_t m)
     return H5ML_OK;
 }
 
-static int open_append(h5ml_writer *w)
+/* Whether /metadata says an h5ml writer had the file open and never finalized it. */
+static bool left_unfinished(const char *path)
+{
+    hid_t fapl = h5ml__fapl_read(), f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    int64_t fin = 1;
+    if (f >= 0 && H5Lexists(f, "metadata", H5P_DEFAULT) > 0) {
+        hid_t g = H5Gopen2(f, "metadata", H5P_DEFAULT);
+        if (g >= 0 && h5ml__attr_get_i64(g, "finalized", &fin) < 0) fin = 1;
+        if (g >= 0) H5Gclose(g);
+    }
+    if (f >= 0) H5Fclose(f);
+    H5Eclear2(H5E_DEFAULT);
+    return fin == 0;
+}
+
+static int open_append(h5ml_writer *w, bool repair)
 {
     int rc = lock_path(w, w->path, false);
     if (rc) return rc;
@@ -378,6 +394,14 @@ static int open_append(h5ml_writer *w)
     if (rc) h5ml__copy_error(&w->base, (h5ml_base *)r);
     h5ml_reader_close(r);
     if (rc) return rc;
+    if (dropped > 0 && !repair && !left_unfinished(w->path)) {
+        /* Not a tail an interrupted h5ml writer left: say what is wrong, do not cut. */
+        r = h5ml_reader_new();
+        h5ml_reader_open(r, w->path);
+        h5ml__copy_error(&w->base, (h5ml_base *)r);
+        h5ml_reader_close(r);
+        return w->base.code ? w->base.code : h5ml__fail(&w->base, H5ML_ERR_SCHEMA, "%s: inconsistent lengths", w->path);
+    }
     hid_t fapl = h5ml__fapl_safe();
     w->file = H5Fopen(w->path, H5F_ACC_RDWR, fapl);
     H5Pclose(fapl);
@@ -442,7 +466,7 @@ int h5ml_writer_open(h5ml_writer *w, const char *path, h5ml_mode mode)
     w->path = strdup(path);
     w->mt_bool = h5ml__bool_type();
     pipeline_from_options(w);
-    int rc = mode == H5ML_APPEND ? open_append(w) : open_create(w);
+    int rc = mode == H5ML_CREATE ? open_create(w) : open_append(w, mode == H5ML_REPAIR);
     int64_t threads = opt(w, H5ML_OPT_THREADS);
     if (threads == 0) threads = h5ml__default_threads();
     if (rc == H5ML_OK && threads > 1 && w->pipe.codec != PIPE_NONE) w->sink.pool = h5ml__pool_new((int)threads);

@@ -143,6 +143,34 @@ static void check_foreign(int kind)
     unlink(path);
 }
 
+/* A chunked file with one dataset longer than the rest: append refuses (no h5ml writer left
+ * it unfinished), repair cuts it back. */
+static void test_repair(void)
+{
+    const char *path = make_file(CHUNKED_GZIP);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, "labels/energy", H5P_DEFAULT);
+    hsize_t four = 4;
+    CHECK(H5Dset_extent(d, &four) >= 0);
+    H5Dclose(d);
+    H5Fclose(f);
+    h5ml_writer *w = h5ml_writer_new();
+    CHECK_EQ_I(h5ml_writer_open(w, path, H5ML_APPEND), H5ML_ERR_SCHEMA);
+    CHECK_CONTAINS(h5ml_errmsg(w), "lengths disagree: /labels/energy has 4 rows");
+    CHECK_CONTAINS(h5ml_errmsg(w), "h5ml repair");
+    h5ml_writer_close(w);
+    w = h5ml_writer_new();
+    CHECK_MSG(h5ml_writer_open(w, path, H5ML_REPAIR) == H5ML_OK, "%s", h5ml_errmsg(w));
+    CHECK_EQ_I(h5ml_warning_count(w), 1);
+    CHECK(h5ml_writer_close(w) == H5ML_OK);
+    h5ml_reader *r = h5ml_reader_new();
+    CHECK_MSG(h5ml_reader_open(r, path) == H5ML_OK, "%s", h5ml_errmsg(r));
+    CHECK_EQ_I(h5ml_reader_count(r), 3);
+    CHECK(h5ml_verify(r, NULL, NULL) == H5ML_OK);
+    h5ml_reader_close(r);
+    unlink(path);
+}
+
 int main(void)
 {
     test_seed();
@@ -150,6 +178,7 @@ int main(void)
     check_foreign(OK_FILE);
     check_foreign(PBC_UINT8);
     check_foreign(CHUNKED_GZIP);
+    test_repair();
     expect_schema_error(SPLITS_DECREASE, "/structures/atomic_numbers_splits decreases at index 2 (1 after 2)");
     expect_schema_error(SPLITS_PAST_END, "/structures/atomic_numbers_splits ends at 7 but the per-atom datasets have 6 rows");
     expect_schema_error(SPLITS_START, "/structures/atomic_numbers_splits starts at 1, expected 0");

@@ -87,9 +87,14 @@ def big(tmp_path_factory, sample_frame_texts, sample_data, h5ml):
     copies = int(min(max(math.ceil(TARGET_SECONDS * rate / bytes_per_copy), 40), 1500))
     os.remove(calib.path)
     os.remove(d / "calib.h5")
-    b = BigInput(d, sample_frame_texts, copies)
-    b.clean = d / "clean.h5"
-    b.seconds = timed_convert(b.path, b.clean)
+    for attempt in range(3):
+        b = BigInput(d, sample_frame_texts, copies)
+        b.clean = d / "clean.h5"
+        b.seconds = timed_convert(b.path, b.clean)
+        if b.seconds >= 1.3 * max(FIXED_DELAYS) or copies >= 1500:
+            break
+        # the calibration ran on a busy machine: make the input bigger
+        copies = int(min(copies * TARGET_SECONDS / b.seconds + 1, 1500))
     print(f"\nbig.xyz: {copies} copies, {b.n} structures, {b.offsets[-1] / 1e6:.0f} MB; "
           f"one-shot conversion {b.seconds:.2f} s (calibration rate {rate / 1e6:.0f} MB/s)")
     b.data = H.load_h5(b.clean)
@@ -160,6 +165,7 @@ def finish_and_compare(path, big, n, tmp_path):
     assert code == 0, f"after kill at N={n} and append of the rest: {o}{e}"
     code, o, e = H.run("verify", path)
     assert code == 0, o + e
+    os.remove(path)  # passed: do not keep 100 MB per test in pytest's temp directories
 
 
 def random_delay(seed):

@@ -104,6 +104,21 @@ def test_rejected_append_leaves_target(tmp_path, bad_input, sample_h5):
     assert code == 0, o + e
 
 
+def test_rejected_overwrite_keeps_existing_file(tmp_path, sample_frame_texts, sample_h5):
+    """convert BAD -o EXISTING (no --append) fails; the user's existing file must not be
+    destroyed by a command that reports "nothing ... was written"."""
+    target = tmp_path / "existing.h5"
+    shutil.copy(sample_h5, target)
+    src = tmp_path / "bad.xyz"
+    src.write_text(sample_frame_texts[0] + set_key(sample_frame_texts[0], "energy", "nan"))
+    code, o, err = H.run("convert", src, "-o", target)
+    assert code == 2, err
+    check_error(err, src, "Invalid energy: nan", (35, 68))
+    assert target.exists(), "the failed conversion deleted the existing output file"
+    code, o, e = H.run("diff", sample_h5, target)
+    assert code == 0, o + e
+
+
 def test_rejected_in_large_append_leaves_target(tmp_path, sample_text, sample_frame_texts,
                                                 sample_h5):
     """The bad frame comes after many good ones (several chunks' worth); still nothing."""
