@@ -161,7 +161,7 @@ static void test_repair(void)
     h5ml_writer_close(w);
     w = h5ml_writer_new();
     CHECK_MSG(h5ml_writer_open(w, path, H5ML_REPAIR) == H5ML_OK, "%s", h5ml_errmsg(w));
-    CHECK_EQ_I(h5ml_warning_count(w), 1);
+    CHECK_EQ_I(h5ml_warning_count(w), 2); /* the cut tail, and no SWMR for HDF5's older format */
     CHECK(h5ml_writer_close(w) == H5ML_OK);
     h5ml_reader *r = h5ml_reader_new();
     CHECK_MSG(h5ml_reader_open(r, path) == H5ML_OK, "%s", h5ml_errmsg(r));
