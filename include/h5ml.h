@@ -435,8 +435,10 @@ typedef void (*h5ml_report_fn)(void *user, const char *problem);
 /* Every integrity check on the open reader's file: schema (done at open), splits, lengths,
  * structure_indices = 0..N-1, atomic numbers in 0..118, finite energies, forces and
  * stresses, zero stress where masked, num_structures and the statistics in /metadata agree
- * with the data. Returns H5ML_OK when clean, ERR_CHECK otherwise (the first problem is
- * also the handle's message). */
+ * with the data. A file whose writer did not finalize it (killed, or still writing) may
+ * have /metadata lagging behind the data: that is a warning on the handle, not a problem.
+ * Returns H5ML_OK when clean, ERR_CHECK otherwise (the first problem is also the handle's
+ * message). */
 H5ML_API int h5ml_verify(h5ml_reader *r, h5ml_report_fn report, void *user);
 
 /* Exact comparison of every dataset of two files (names, dtypes, shapes, values bit for

@@ -415,6 +415,8 @@ static int cmd_verify(int argc, char **argv)
     if (optind + 1 != argc) die_usage("verify takes one file (h5ml verify FILE.h5)");
     const char *path = argv[optind];
     h5ml_reader *r = h5ml_reader_new();
+    logstate ls = { 0, 50, vs.quiet };
+    h5ml_set_log(r, on_log, &ls);
     int rc = h5ml_reader_open(r, path);
     if (rc != H5ML_OK) {
         if (!vs.quiet) fprintf(stderr, "%s: FAILED: %s\n", prog, h5ml_errmsg(r));

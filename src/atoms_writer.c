@@ -732,8 +732,11 @@ static int flush_all(h5ml_writer *w, bool final)
 
 static int checkpoint(h5ml_writer *w)
 {
+    /* Two flushes: the data and extents reach the disk before the /metadata that counts them,
+     * so after a kill the attributes describe at most what the datasets hold. */
     int rc = flush_all(w, false);
     if (rc) return rc;
+    if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot flush", w->path);
     if (h5ml__stats_write(w->g_meta, &w->stats) < 0)
         return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot write /metadata", w->path);
     if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot flush", w->path);
@@ -875,6 +878,7 @@ static int finalize(h5ml_writer *w)
 {
     int rc = flush_all(w, true);
     if (rc) return rc;
+    if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot flush", w->path);
     char ts[32];
     h5ml__iso8601(ts);
     if (h5ml__stats_write(w->g_meta, &w->stats) < 0 || h5ml__attr_str(w->g_meta, "updated", ts) < 0 ||

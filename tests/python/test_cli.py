@@ -10,7 +10,7 @@ import pytest
 
 import h5ml_helpers as H
 
-COMMANDS = ["convert", "inspect", "verify", "diff", "export", "merge", "version"]
+COMMANDS = ["convert", "inspect", "verify", "diff", "export", "merge", "repair", "version"]
 
 
 @pytest.mark.parametrize("flag", ["--help", "-h"])
@@ -77,6 +77,8 @@ BAD_OPTIONS = [
     ["export", "a.h5", "-o", "x.xyz", "--range", "abc"],
     ["merge", "a.h5", "-o", "c.h5"],
     ["merge", "a.h5", "b.h5"],                  # no -o
+    ["repair"],
+    ["repair", "a.h5", "b.h5"],
 ]
 
 

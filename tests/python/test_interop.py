@@ -1,7 +1,6 @@
 """h5py reads what `h5ml convert` writes, and it agrees value for value with ASE's parse of
 the same extended XYZ file (SPEC section 1 schema: names, dtypes, shapes, values)."""
 import datetime
-import json
 import re
 
 import ase.io

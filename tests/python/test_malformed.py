@@ -161,6 +161,9 @@ def good_arrays(sample_atoms):
     return H.expected_arrays(sample_atoms[:20])
 
 
+SPLITS = ["structures/atomic_numbers_splits", "labels/forces_splits"]
+
+
 def with_splits(d, fn):
     x = dict(d)
     s = fn(x["structures/atomic_numbers_splits"].copy())
@@ -256,13 +259,8 @@ POST_CASES = {
     "missing-structures-group": (lambda p, d: write_case(
         p, {k: v for k, v in d.items() if not k.startswith("structures/")}),
         ["structures"]),
-    "energy-is-a-group": (lambda p, d: (write_case(p, {k: v for k, v in d.items()
-                                                        if k != "labels/energy"}),
-                                        h5py.File(p, "a").create_group("labels/energy")
-                                        .file.close()), ["energy"]),
-    "energy-scalar": (lambda p, d: (write_case(p, {k: v for k, v in d.items()
-                                                    if k != "labels/energy"}),
-                                    _add_scalar(p)), ["energy"]),
+    "energy-is-a-group": (lambda p, d: _replace_energy(p, d, "group"), ["energy"]),
+    "energy-scalar": (lambda p, d: _replace_energy(p, d, "scalar"), ["energy"]),
     "not-hdf5": (lambda p, d: p.write_text("this is not an HDF5 file\n" * 20), ["hdf5"]),
     "zero-bytes": (lambda p, d: p.write_bytes(b""), [""]),
     "truncated-hdf5": (lambda p, d: _truncated(p, d), [""]),
@@ -270,9 +268,13 @@ POST_CASES = {
 }
 
 
-def _add_scalar(p):
+def _replace_energy(p, d, how):
+    write_case(p, {k: v for k, v in d.items() if k != "labels/energy"})
     with h5py.File(p, "a") as f:
-        f["labels/energy"] = 1.0
+        if how == "group":
+            f.create_group("labels/energy")
+        else:
+            f["labels/energy"] = 1.0
 
 
 def _truncated(p, d):
@@ -332,17 +334,17 @@ def test_bad_h5_export(bad_h5, tmp_path):
     assert not out.exists() or out.read_text() == "", "export of a bad file left output"
 
 
-# lengths that disagree are what a killed writer leaves (the original Python writer
-# appended dataset by dataset): append recovers the consistent prefix, with a warning
+# lengths that disagree are what an interrupted writer (or another tool) can leave: append
+# refuses such a file like any other malformed one; `h5ml repair` cuts it back to the
+# longest consistent prefix of structures (K kept), after which append works
 TAIL_CASES = {"energy-shorter": 19, "cells-shorter": 18, "forces-shorter": 19,
               "splits-past-end": 19}
 
 
-@pytest.mark.parametrize("name", [c for c in all_cases()
-                                  if c not in TAIL_CASES and c != "nonexistent"])
+@pytest.mark.parametrize("name", [c for c in all_cases() if c != "nonexistent"])
 def test_bad_h5_append_target_refused(name, good_arrays, tmp_path, sample_frame_texts):
     """Appending to a malformed file fails (exit 2) and leaves the file as it was (a
-    missing target is created instead; recoverable tails are tested below)."""
+    missing target is created instead)."""
     path, words = make_bad_h5(name, good_arrays, tmp_path)
     src = tmp_path / "one.xyz"
     src.write_text(sample_frame_texts[0])
@@ -350,33 +352,80 @@ def test_bad_h5_append_target_refused(name, good_arrays, tmp_path, sample_frame_
     code, o, e = H.run("convert", src, "-o", path, "--append")
     assert code == 2, (code, o, e)
     check_message(e, path, words)
+    if name in TAIL_CASES:
+        assert "repair" in e, e
     assert path.read_bytes() == before, "a refused append modified the file"
 
 
+@pytest.mark.parametrize("name", [c for c in all_cases()
+                                  if c not in TAIL_CASES and c != "nonexistent"])
+def test_repair_refuses_other_damage(name, good_arrays, tmp_path):
+    """repair only cuts unequal lengths; any other damage: exit 2, file untouched."""
+    path, words = make_bad_h5(name, good_arrays, tmp_path)
+    before = path.read_bytes()
+    code, o, e = H.run("repair", path)
+    assert code == 2, (code, o, e)
+    check_message(e, path, words)
+    assert path.read_bytes() == before, "a refused repair modified the file"
+
+
 @pytest.mark.parametrize("name", sorted(TAIL_CASES))
-def test_append_recovers_unfinished_tail(name, good_arrays, tmp_path, sample_frame_texts,
-                                         sample_data):
+def test_repair_then_append(name, good_arrays, tmp_path, sample_frame_texts, sample_data):
     path = tmp_path / f"{name}.h5"
     write_case(path, SCHEMA_CASES[name][0](good_arrays))
-    src = tmp_path / "one.xyz"
-    src.write_text(sample_frame_texts[0])
-    code, o, e = H.run("convert", src, "-o", path, "--append")
-    assert code == 0, e
-    assert any("warning" in l and "tail" in l for l in e.splitlines()), e
+    k = TAIL_CASES[name]
+    code, o, e = H.run("repair", path)
+    assert code == 0, o + e
+    assert re.search(rf"\b{k} structures\b", o + e), o + e
     code, o, e = H.run("verify", path)
     assert code == 0, o + e
-    k = TAIL_CASES[name]
     d = H.load_h5(path)
-    assert len(d["labels/energy"]) == k + 1
+    assert len(d["labels/energy"]) == k
+    assert H.load_meta(path)["num_structures"] == k
     m = good_arrays["structures/atomic_numbers_splits"][k]
-    n0 = sample_data["structures/atomic_numbers_splits"][1]
-    for ds in ("structures/cells", "labels/energy", "labels/stress", "structures/pbc"):
-        H.assert_same_bits(d[ds][:k], good_arrays[ds][:k], ds)
-        H.assert_same_bits(d[ds][k:], sample_data[ds][:1], ds)
+    for ds in ("structures/cells", "labels/energy", "labels/stress", "structures/pbc",
+               "labels/stress_mask", "labels/structure_indices"):
+        H.assert_same_bits(d[ds], good_arrays[ds][:k], ds)
     for ds in ("structures/positions", "labels/forces", "structures/atomic_numbers"):
-        H.assert_same_bits(d[ds][:m], good_arrays[ds][:m], ds)
-        H.assert_same_bits(d[ds][m:], sample_data[ds][:n0], ds)
+        H.assert_same_bits(d[ds], good_arrays[ds][:m], ds)
+    for ds in SPLITS:
+        H.assert_same_bits(d[ds], good_arrays[ds][:k + 1], ds)
+    # now the file takes an append, continuing indices and splits
+    src = tmp_path / "one.xyz"
+    src.write_text(sample_frame_texts[0])
+    code, o, e = H.run("convert", src, "-o", path, "--append", "-q")
+    assert code == 0, e
+    code, o, e = H.run("verify", path)
+    assert code == 0, o + e
+    d = H.load_h5(path)
+    n0 = sample_data["structures/atomic_numbers_splits"][1]
     assert np.array_equal(d["labels/structure_indices"], np.arange(k + 1))
+    H.assert_same_bits(d["labels/energy"][k:], sample_data["labels/energy"][:1], "energy")
+    H.assert_same_bits(d["structures/positions"][m:], sample_data["structures/positions"][:n0],
+                       "positions")
+    assert d["structures/atomic_numbers_splits"][-1] == m + n0
+
+
+def test_repair_consistent_files_changes_no_data(tmp_path, sample_h5, good_arrays):
+    """A consistent file (h5ml's or h5py's) keeps every dataset; nothing is reported cut."""
+    mine = tmp_path / "mine.h5"
+    shutil.copy(sample_h5, mine)
+    theirs = tmp_path / "theirs.h5"
+    H.write_h5py_dataset(theirs, good_arrays)
+    for path, ref in ((mine, H.load_h5(sample_h5)), (theirs, H.load_h5(theirs))):
+        code, o, e = H.run("repair", path)
+        assert code == 0, o + e
+        H.assert_files_equal(H.load_h5(path), ref)
+        code, o2, e2 = H.run("verify", path)
+        assert code == 0, o2 + e2
+        assert "nothing to cut" in o + e, f"{path.name}: repair of a consistent file " \
+                                          f"printed:\n{o}{e}"
+
+
+def test_repair_missing_file(tmp_path):
+    code, o, e = H.run("repair", tmp_path / "nope.h5")
+    assert code == 2 and "nope.h5" in e
+    assert not (tmp_path / "nope.h5").exists()
 
 
 @pytest.mark.parametrize("name", ["energy-shorter", "not-hdf5", "nonexistent"])

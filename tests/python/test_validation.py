@@ -5,7 +5,6 @@ warn."""
 import re
 import shutil
 
-import h5py
 import numpy as np
 import pytest
 
