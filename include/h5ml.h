@@ -171,7 +171,10 @@ H5ML_API h5ml_writer *h5ml_writer_new(void);
 H5ML_API int h5ml_writer_set(h5ml_writer *w, h5ml_option opt, int64_t value);
 
 typedef enum h5ml_mode {
-    H5ML_CREATE = 0, /* create, overwriting an existing file */
+    H5ML_CREATE = 0, /* create; a new file appears at open (so a killed writer leaves its
+                        checkpoints there), while an existing file is replaced only when the
+                        new one is finalized (a failed or killed run leaves it as it was, the
+                        unfinished new file under PATH.h5ml-PID.tmp) */
     H5ML_APPEND = 1, /* append to an existing file (created if missing) */
     H5ML_REPAIR = 2  /* append, first cutting datasets of unequal length back to their
                         longest consistent prefix whoever wrote the file */
@@ -270,6 +273,7 @@ typedef struct h5ml_writer_stats {
     int64_t added_atoms;     /* atoms added through this handle */
     int64_t checkpoints;
     int64_t warnings;
+    int64_t dropped;         /* structures of an unfinished tail cut at open (append, repair) */
 } h5ml_writer_stats;
 H5ML_API void h5ml_writer_get_stats(const h5ml_writer *w, h5ml_writer_stats *out);
 
@@ -286,6 +290,11 @@ H5ML_API h5ml_reader *h5ml_reader_new(void);
  * and forces_splits equal to atomic_numbers_splits. Any violation is ERR_SCHEMA with a
  * message naming the file and dataset; no read ever goes out of bounds. Files written by
  * h5py with the same schema are read too. */
+/* A file whose writer has not finalized it (/metadata finalized = 0: still being written, or
+ * the writer was killed) may have datasets of unequal length, since each grows on its own;
+ * such a file opens as its consistent prefix (the structures every dataset holds whole),
+ * with a warning on the handle naming the ignored tail. Any other length disagreement is
+ * ERR_SCHEMA. */
 H5ML_API int h5ml_reader_open(h5ml_reader *r, const char *path);
 
 H5ML_API void h5ml_reader_close(h5ml_reader *r);

@@ -36,6 +36,19 @@ static void die_usage(const char *fmt, ...)
     exit(EXIT_USAGE);
 }
 
+/* getopt's own messages are off (opterr = 0): a bad option is one line naming it. */
+static void bad_option(const char *cmd, int c, char **argv)
+{
+    char opt[64];
+    const char *arg = optind > 0 ? argv[optind - 1] : "";
+    if (strncmp(arg, "--", 2) == 0 || optopt == 0) snprintf(opt, sizeof opt, "%s", arg);
+    else snprintf(opt, sizeof opt, "-%c", optopt);
+    char *eq = strchr(opt, '=');
+    if (eq) *eq = 0;
+    if (c == ':') die_usage("%s: option %s needs a value (see h5ml %s --help)", cmd, opt, cmd);
+    die_usage("%s: unknown option %s (see h5ml %s --help)", cmd, opt, cmd);
+}
+
 static int fail(const void *handle)
 {
     fprintf(stderr, "%s: error: %s\n", prog, h5ml_errmsg(handle));
@@ -171,7 +184,7 @@ static int cmd_convert(int argc, char **argv)
     bool no_shuffle = false, append = false, no_validate = false, quiet = false, verbose = false, level_set = false;
     kvlist meta = { calloc((size_t)argc, sizeof(char *)), 0 };
     int c;
-    while ((c = getopt_long(argc, argv, "i:o:f:c:m:al:qvh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":i:o:f:c:m:al:qvh", opts, NULL)) != -1) {
         switch (c) {
         case 'i': in = optarg; break;
         case 'o': out = optarg; break;
@@ -195,7 +208,7 @@ static int cmd_convert(int argc, char **argv)
         case 'q': quiet = true; break;
         case 'v': verbose = true; break;
         case 'h': fputs(convert_help, stdout); return EXIT_OK;
-        default: fputs(convert_help, stderr); return EXIT_USAGE;
+        default: bad_option("convert", c, argv);
         }
     }
     if (optind < argc && in == NULL) in = argv[optind++];
@@ -314,10 +327,10 @@ static int cmd_inspect(int argc, char **argv)
     static const struct option opts[] = { { "json", no_argument, 0, 'j' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
     bool as_json = false;
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (c == 'j') as_json = true;
         else if (c == 'h') return fputs(inspect_help, stdout), EXIT_OK;
-        else return fputs(inspect_help, stderr), EXIT_USAGE;
+        else bad_option("inspect", c, argv);
     }
     if (optind + 1 != argc) die_usage("inspect takes one file (h5ml inspect FILE.h5)");
     const char *path = argv[optind];
@@ -407,10 +420,10 @@ static int cmd_verify(int argc, char **argv)
     static const struct option opts[] = { { "quiet", no_argument, 0, 'q' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
     vstate vs = { false, 0 };
     int c;
-    while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":qh", opts, NULL)) != -1) {
         if (c == 'q') vs.quiet = true;
         else if (c == 'h') return fputs(verify_help, stdout), EXIT_OK;
-        else return fputs(verify_help, stderr), EXIT_USAGE;
+        else bad_option("verify", c, argv);
     }
     if (optind + 1 != argc) die_usage("verify takes one file (h5ml verify FILE.h5)");
     const char *path = argv[optind];
@@ -447,9 +460,9 @@ static int cmd_diff(int argc, char **argv)
 {
     static const struct option opts[] = { { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (c == 'h') return fputs(diff_help, stdout), EXIT_OK;
-        return fputs(diff_help, stderr), EXIT_USAGE;
+        bad_option("diff", c, argv);
     }
     if (optind + 2 != argc) die_usage("diff takes two files (h5ml diff A.h5 B.h5)");
     h5ml_reader *a = h5ml_reader_new(), *b = h5ml_reader_new();
@@ -516,13 +529,13 @@ static int cmd_export(int argc, char **argv)
     const char *out = NULL, *range = NULL;
     bool quiet = false;
     int c;
-    while ((c = getopt_long(argc, argv, "o:r:qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:r:qh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'r': range = optarg; break;
         case 'q': quiet = true; break;
         case 'h': return fputs(export_help, stdout), EXIT_OK;
-        default: return fputs(export_help, stderr), EXIT_USAGE;
+        default: bad_option("export", c, argv);
         }
     }
     if (optind + 1 != argc) die_usage("export takes one file (h5ml export FILE.h5 -o OUT.xyz)");
@@ -574,7 +587,7 @@ static int cmd_merge(int argc, char **argv)
     int compression = 0, level = 0;
     bool quiet = false, no_validate = false;
     int c;
-    while ((c = getopt_long(argc, argv, "o:c:qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:c:qh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'c': compression = parse_compression(optarg); break;
@@ -582,7 +595,7 @@ static int cmd_merge(int argc, char **argv)
         case 'V': no_validate = true; break;
         case 'q': quiet = true; break;
         case 'h': return fputs(merge_help, stdout), EXIT_OK;
-        default: return fputs(merge_help, stderr), EXIT_USAGE;
+        default: bad_option("merge", c, argv);
         }
     }
     if (argc - optind < 2) die_usage("merge takes at least two files (h5ml merge A.h5 B.h5 -o C.h5)");
@@ -594,41 +607,44 @@ static int cmd_merge(int argc, char **argv)
             die_usage("the output %s is also an input", out);
     }
     double t0 = now();
+    /* Every input is opened (and its schema checked) before the output is created, so a bad
+     * input leaves nothing behind; a failure while copying rolls the output back. */
+    int nin = argc - optind, rc = EXIT_OK;
+    h5ml_reader **in = calloc((size_t)nin, sizeof *in);
+    for (int i = 0; i < nin && rc == EXIT_OK; i++) {
+        in[i] = h5ml_reader_new();
+        if (h5ml_reader_open(in[i], argv[optind + i]) != H5ML_OK) rc = fail(in[i]);
+    }
     h5ml_writer *w = h5ml_writer_new();
     logstate ls = { 0, 10, quiet };
     h5ml_set_log(w, on_log, &ls);
-    int rc = EXIT_OK;
-    for (int i = optind; i < argc && rc == EXIT_OK; i++) {
-        h5ml_reader *r = h5ml_reader_new();
-        if (h5ml_reader_open(r, argv[i]) != H5ML_OK) {
-            rc = fail(r);
-        } else {
-            if (i == optind) {
-                h5ml_layout lay;
-                h5ml_reader_layout(r, &lay);
-                h5ml_writer_set(w, H5ML_OPT_COMPRESSION, compression ? compression : lay.compression);
-                if (level || lay.level) h5ml_writer_set(w, H5ML_OPT_LEVEL, level ? level : lay.level);
-                if (!lay.shuffle) h5ml_writer_set(w, H5ML_OPT_SHUFFLE, -1);
-                if (lay.chunk_atoms) h5ml_writer_set(w, H5ML_OPT_CHUNK_ATOMS, lay.chunk_atoms);
-                if (lay.chunk_structures) h5ml_writer_set(w, H5ML_OPT_CHUNK_STRUCTURES, lay.chunk_structures);
-                if (no_validate) h5ml_writer_set(w, H5ML_OPT_VALIDATE, -1);
-                if (h5ml_writer_open(w, out, H5ML_CREATE) != H5ML_OK) rc = fail(w);
-            }
-            progress p = progress_start("merging", quiet);
-            if (rc == EXIT_OK && h5ml_writer_add_file(w, r, on_progress, &p) != H5ML_OK) {
-                fprintf(stderr, "%s: error: %s\n", prog, h5ml_errmsg(w));
-                h5ml_writer_rollback(w);
-                rc = EXIT_USAGE;
-            }
-        }
-        h5ml_reader_close(r);
+    if (rc == EXIT_OK) {
+        h5ml_layout lay;
+        h5ml_reader_layout(in[0], &lay);
+        h5ml_writer_set(w, H5ML_OPT_COMPRESSION, compression ? compression : lay.compression);
+        if (level || lay.level) h5ml_writer_set(w, H5ML_OPT_LEVEL, level ? level : lay.level);
+        if (!lay.shuffle) h5ml_writer_set(w, H5ML_OPT_SHUFFLE, -1);
+        if (lay.chunk_atoms) h5ml_writer_set(w, H5ML_OPT_CHUNK_ATOMS, lay.chunk_atoms);
+        if (lay.chunk_structures) h5ml_writer_set(w, H5ML_OPT_CHUNK_STRUCTURES, lay.chunk_structures);
+        if (no_validate) h5ml_writer_set(w, H5ML_OPT_VALIDATE, -1);
+        if (h5ml_writer_open(w, out, H5ML_CREATE) != H5ML_OK) rc = fail(w);
     }
+    for (int i = 0; i < nin && rc == EXIT_OK; i++) {
+        progress p = progress_start("merging", quiet);
+        if (h5ml_writer_add_file(w, in[i], on_progress, &p) != H5ML_OK) {
+            fprintf(stderr, "%s: error: %s\n", prog, h5ml_errmsg(w));
+            h5ml_writer_rollback(w);
+            rc = EXIT_USAGE;
+        }
+    }
+    for (int i = 0; i < nin; i++) h5ml_reader_close(in[i]);
+    free(in);
     h5ml_writer_stats st;
     h5ml_writer_get_stats(w, &st);
     if (rc == EXIT_OK && h5ml_writer_finalize(w) != H5ML_OK) rc = fail(w);
     h5ml_writer_close(w);
     if (rc == EXIT_OK && !quiet)
-        printf("merged %d files into %s: %" PRId64 " structures (%" PRId64 " atoms) in %.2f s\n", argc - optind, out, st.structures,
+        printf("merged %d files into %s: %" PRId64 " structures (%" PRId64 " atoms) in %.2f s\n", nin, out, st.structures,
                st.atoms, now() - t0);
     return rc;
 }
@@ -647,9 +663,9 @@ static int cmd_repair(int argc, char **argv)
 {
     static const struct option opts[] = { { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (c == 'h') return fputs(repair_help, stdout), EXIT_OK;
-        return fputs(repair_help, stderr), EXIT_USAGE;
+        bad_option("repair", c, argv);
     }
     if (optind + 1 != argc) die_usage("repair takes one file (h5ml repair FILE.h5)");
     const char *path = argv[optind];
@@ -665,8 +681,11 @@ static int cmd_repair(int argc, char **argv)
     h5ml_writer_stats st;
     h5ml_writer_get_stats(w, &st);
     int rc = h5ml_writer_close(w) == H5ML_OK ? EXIT_OK : EXIT_USAGE;
-    if (rc == EXIT_OK) printf("%s: %" PRId64 " structures (%" PRId64 " atoms)%s\n", path, st.structures, st.atoms,
-                              ls.shown ? "; see the warning for what was dropped" : "; nothing to cut");
+    if (rc == EXIT_OK && st.dropped)
+        printf("%s: %" PRId64 " structures (%" PRId64 " atoms) kept; cut %" PRId64 " structure(s) of an inconsistent tail\n", path,
+               st.structures, st.atoms, st.dropped);
+    else if (rc == EXIT_OK)
+        printf("%s: %" PRId64 " structures (%" PRId64 " atoms); nothing to cut\n", path, st.structures, st.atoms);
     return rc;
 }
 
@@ -690,8 +709,14 @@ static const char main_help[] =
     "Run 'h5ml COMMAND --help' for the options of a command.\n"
     "Exit codes: 0 ok, 1 a check or comparison failed, 2 usage or input error.\n";
 
+static const char version_help[] =
+    "usage: h5ml version\n"
+    "\n"
+    "Print the version of h5ml (the library's; files record it in /metadata h5ml_version).\n";
+
 int main(int argc, char **argv)
 {
+    opterr = 0;
     if (argc < 2) {
         fputs(main_help, stderr);
         return EXIT_USAGE;
@@ -711,6 +736,8 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) return fputs(version_help, stdout), EXIT_OK;
+        if (argc > 2) die_usage("version takes no arguments (got '%s')", argv[2]);
         printf("h5ml %s\n", h5ml_version());
         return EXIT_OK;
     }
@@ -724,7 +751,6 @@ dispatch:
     if (strcmp(cmd, "export") == 0) return cmd_export(argc, argv);
     if (strcmp(cmd, "merge") == 0) return cmd_merge(argc, argv);
     if (strcmp(cmd, "repair") == 0) return cmd_repair(argc, argv);
-    fprintf(stderr, "%s: error: unknown command '%s'\n\n", prog, cmd);
-    fputs(main_help, stderr);
-    return EXIT_USAGE;
+    die_usage("unknown command '%s' (commands: convert, inspect, verify, diff, export, merge, repair, version; "
+              "see h5ml --help)", cmd);
 }

@@ -17,5 +17,7 @@ hid_t h5ml__reader_file(const h5ml_reader *r);
 hid_t h5ml__reader_dset(const h5ml_reader *r, int col);
 hid_t h5ml__reader_info_dset(const h5ml_reader *r);
 const int64_t *h5ml__reader_splits(const h5ml_reader *r);
+/* Structures of an unfinished tail (file not finalized by its writer) that the open ignored. */
+int64_t h5ml__reader_tail(const h5ml_reader *r);
 
 #endif

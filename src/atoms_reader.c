@@ -22,6 +22,7 @@ struct h5ml_reader {
     hid_t info;
     hid_t mt_pbc, mt_mask; /* memory types of the bool datasets (enum or integer in the file) */
     int64_t n, m;
+    int64_t tail;    /* structures of an unfinished tail ignored at open (see open_impl) */
     int64_t *splits; /* n+1 */
     /* storage of h5ml_reader_get */
     int64_t cap;
@@ -53,7 +54,7 @@ static void close_file(h5ml_reader *r)
     r->file = r->info = r->mt_pbc = r->mt_mask = H5I_INVALID_HID;
     free(r->splits);
     r->splits = NULL;
-    r->n = r->m = 0;
+    r->n = r->m = r->tail = 0;
 }
 
 static const char *kind_name(int kind)
@@ -169,6 +170,19 @@ static int check_forces_splits(h5ml_reader *r)
     return rc;
 }
 
+/* Whether /metadata says an h5ml writer has the file open or was killed before finalizing. */
+static bool unfinished(hid_t file)
+{
+    int64_t fin = 1;
+    if (H5Lexists(file, "metadata", H5P_DEFAULT) > 0) {
+        hid_t g = H5Gopen2(file, "metadata", H5P_DEFAULT);
+        if (g >= 0 && h5ml__attr_get_i64(g, "finalized", &fin) < 0) fin = 1;
+        if (g >= 0) H5Gclose(g);
+    }
+    H5Eclear2(H5E_DEFAULT);
+    return fin == 0;
+}
+
 static int open_impl(h5ml_reader *r, const char *path, int64_t *dropped)
 {
     struct stat st;
@@ -182,6 +196,11 @@ static int open_impl(h5ml_reader *r, const char *path, int64_t *dropped)
     r->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     H5Pclose(fapl);
     if (r->file < 0) return h5ml__fail_h5(&r->base, H5ML_ERR_IO, "%s: cannot open", path);
+    /* A file an h5ml writer has not finalized (still writing, or killed) may hold datasets of
+     * unequal length: each grows a chunk at a time and reaches the disk on its own. Its
+     * content is the consistent prefix; the tail beyond it is not part of the dataset yet. */
+    int64_t tail = 0;
+    if (dropped == NULL && unfinished(r->file)) dropped = &tail;
     int64_t len[COL_COUNT];
     for (int c = 0; c < COL_COUNT; c++)
         if ((len[c] = open_column(r, c)) < 0) return r->base.code;
@@ -219,6 +238,7 @@ static int open_impl(h5ml_reader *r, const char *path, int64_t *dropped)
         while (n > 0 && (r->splits[n] > m || r->splits[n] < r->splits[n - 1])) n--;
         m = r->splits[n];
         *dropped = longest - n;
+        r->tail = *dropped;
     }
     r->n = n;
     r->m = m;
@@ -250,6 +270,12 @@ static int open_common(h5ml_reader *r, const char *path, int64_t *dropped)
     int rc = open_impl(r, path, dropped);
     if (rc) close_file(r);
     else h5ml__ok(&r->base);
+    if (rc == H5ML_OK && dropped == NULL && r->tail > 0)
+        h5ml__warn(&r->base,
+                   "%s: not finalized by its writer (still writing, or interrupted): reading the %lld structures "
+                   "up to its last consistent point and ignoring an unfinished tail of %lld; appending or "
+                   "'h5ml repair' cuts the tail",
+                   path, (long long)r->n, (long long)r->tail);
     h5ml__h5_restore(&q);
     return rc;
 }
@@ -284,6 +310,7 @@ hid_t h5ml__reader_file(const h5ml_reader *r) { return r->file; }
 hid_t h5ml__reader_dset(const h5ml_reader *r, int col) { return r->dset[col]; }
 hid_t h5ml__reader_info_dset(const h5ml_reader *r) { return r->info; }
 const int64_t *h5ml__reader_splits(const h5ml_reader *r) { return r->splits; }
+int64_t h5ml__reader_tail(const h5ml_reader *r) { return r->tail; }
 
 static int check_range(h5ml_reader *r, int64_t start, int64_t count)
 {

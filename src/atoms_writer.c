@@ -34,6 +34,8 @@ struct h5ml_writer {
     char *path;
     char *tmp_path;       /* created files are set up under this name, then renamed */
     int lock_fd;
+    int old_lock_fd;      /* lock on the file a created file replaces at finalize */
+    bool replacing;       /* created under tmp_path, renamed over path at finalize */
     hid_t file, g_meta;
     hid_t mt_bool;        /* memory type of bool columns */
     column col[COL_COUNT];
@@ -49,7 +51,7 @@ struct h5ml_writer {
     colsink sink;
     bool is_open, finalized, created, swmr;
     double last_ckpt;
-    int64_t added, checkpoints;
+    int64_t added, checkpoints, dropped;
     meta_entry *meta;
     size_t nmeta;
     /* per-add scratch */
@@ -76,7 +78,7 @@ h5ml_writer *h5ml_writer_new(void)
     h5ml_writer *w = calloc(1, sizeof *w);
     if (w == NULL) return NULL;
     h5ml__base_init(&w->base);
-    w->lock_fd = -1;
+    w->lock_fd = w->old_lock_fd = -1;
     w->file = w->g_meta = w->info = H5I_INVALID_HID;
     w->mt_bool = H5I_INVALID_HID;
     return w;
@@ -140,7 +142,8 @@ static int lock_path(h5ml_writer *w, const char *path, bool create)
 static void unlock(h5ml_writer *w)
 {
     if (w->lock_fd >= 0) close(w->lock_fd);
-    w->lock_fd = -1;
+    if (w->old_lock_fd >= 0) close(w->old_lock_fd);
+    w->lock_fd = w->old_lock_fd = -1;
 }
 
 /* ---- schema creation ------------------------------------------------------------------ */
@@ -298,12 +301,27 @@ static int start_swmr(h5ml_writer *w)
     return H5ML_OK;
 }
 
+/* Renames the file built under tmp_path to path. */
+static int move_into_place(h5ml_writer *w)
+{
+    if (rename(w->tmp_path, w->path) < 0)
+        return h5ml__fail(&w->base, H5ML_ERR_IO, "%s: cannot create: %s", w->path, strerror(errno));
+    free(w->tmp_path);
+    w->tmp_path = NULL;
+    return H5ML_OK;
+}
+
 static int open_create(h5ml_writer *w)
 {
-    /* Refuse to replace a file that another writer is using, then build the new file under
-     * a temporary name and rename it into place once it is a complete, SWMR-safe file. */
+    /* The new file is built under a temporary name and renamed into place once it is a
+     * complete, SWMR-safe file: at once when `path` is new, so that a killed writer leaves
+     * its checkpoints there; at finalize when it replaces an existing file, so that a failed
+     * or killed run leaves that file as it was. A file another writer is using is refused. */
     int rc = lock_path(w, w->path, false);
     if (rc) return rc;
+    w->replacing = w->lock_fd >= 0;
+    w->old_lock_fd = w->lock_fd;
+    w->lock_fd = -1;
     size_t n = strlen(w->path) + 32;
     w->tmp_path = malloc(n);
     if (w->tmp_path == NULL) return h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
@@ -321,16 +339,13 @@ static int open_create(h5ml_writer *w)
     h5ml__stats_init(&w->stats);
     rc = create_schema(w);
     if (rc == 0) rc = start_swmr(w);
-    if (rc == 0 && H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0)
+    if (rc == 0 && h5ml__safe_flush(w->file) < 0)
         rc = h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot write", w->path);
-    if (rc == 0 && rename(w->tmp_path, w->path) < 0)
-        rc = h5ml__fail(&w->base, H5ML_ERR_IO, "%s: cannot create: %s", w->path, strerror(errno));
+    if (rc == 0 && !w->replacing) rc = move_into_place(w);
     if (rc) {
         unlink(w->tmp_path);
         return rc;
     }
-    free(w->tmp_path);
-    w->tmp_path = NULL;
     w->n = w->m = 0;
     return H5ML_OK;
 }
@@ -406,6 +421,7 @@ static int open_append(h5ml_writer *w, bool repair)
     w->file = H5Fopen(w->path, H5F_ACC_RDWR, fapl);
     H5Pclose(fapl);
     if (w->file < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot open for appending", w->path);
+    w->dropped = dropped;
     if (dropped > 0) {
         h5ml__warn(&w->base, "%s: dropped an unfinished tail of %lld structure(s) left by an interrupted writer",
                    w->path, (long long)dropped);
@@ -736,10 +752,10 @@ static int checkpoint(h5ml_writer *w)
      * so after a kill the attributes describe at most what the datasets hold. */
     int rc = flush_all(w, false);
     if (rc) return rc;
-    if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot flush", w->path);
+    if (h5ml__safe_flush(w->file) < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot flush", w->path);
     if (h5ml__stats_write(w->g_meta, &w->stats) < 0)
         return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot write /metadata", w->path);
-    if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot flush", w->path);
+    if (h5ml__safe_flush(w->file) < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot flush", w->path);
     w->checkpoints++;
     w->last_ckpt = now_ms();
     return H5ML_OK;
@@ -878,13 +894,13 @@ static int finalize(h5ml_writer *w)
 {
     int rc = flush_all(w, true);
     if (rc) return rc;
-    if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot flush", w->path);
+    if (h5ml__safe_flush(w->file) < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot flush", w->path);
     char ts[32];
     h5ml__iso8601(ts);
     if (h5ml__stats_write(w->g_meta, &w->stats) < 0 || h5ml__attr_str(w->g_meta, "updated", ts) < 0 ||
         write_extra_meta(w) < 0 || h5ml__attr_bool(w->g_meta, "finalized", 1) < 0)
         return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot write /metadata", w->path);
-    if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot flush", w->path);
+    if (h5ml__safe_flush(w->file) < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot flush", w->path);
     return H5ML_OK;
 }
 
@@ -900,6 +916,7 @@ int h5ml_writer_finalize(h5ml_writer *w)
     h5ml__h5_quiet(&q);
     int rc = finalize(w);
     reset(w);
+    if (rc == H5ML_OK && w->replacing && w->tmp_path) rc = move_into_place(w);
     unlock(w);
     w->finalized = true;
     if (rc == H5ML_OK) h5ml__ok(&w->base);
@@ -915,8 +932,9 @@ static int rollback(h5ml_writer *w)
     w->info_any = false;
     reset(w);
     if (created) {
-        if (unlink(w->path) < 0 && errno != ENOENT)
-            rc = h5ml__fail(&w->base, H5ML_ERR_IO, "%s: cannot remove: %s", w->path, strerror(errno));
+        const char *made = w->tmp_path ? w->tmp_path : w->path; /* a replaced file stays as it was */
+        if (unlink(made) < 0 && errno != ENOENT)
+            rc = h5ml__fail(&w->base, H5ML_ERR_IO, "%s: cannot remove: %s", made, strerror(errno));
         return rc;
     }
     hid_t fapl = h5ml__fapl_safe();
@@ -989,4 +1007,5 @@ void h5ml_writer_get_stats(const h5ml_writer *w, h5ml_writer_stats *out)
     out->added_atoms = w->m - w->m0;
     out->checkpoints = w->checkpoints;
     out->warnings = w->base.warnings;
+    out->dropped = w->dropped;
 }

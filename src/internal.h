@@ -57,6 +57,9 @@ hid_t h5ml__fapl_safe(void);
 /* A plain read-only file access property list (sec2), with a modest chunk cache. */
 hid_t h5ml__fapl_read(void);
 uint32_t h5ml__lookup3(const void *key, size_t length, uint32_t initval);
+/* H5Fflush with the metadata writes of the flush held in memory and written back to back at
+ * its end (files on h5ml's driver; a plain H5Fflush otherwise). Returns 0 or -1. */
+int h5ml__safe_flush(hid_t file);
 
 /* ---- LZF filter (lzf_filter.c) ---- */
 #define H5ML_FILTER_LZF 32000

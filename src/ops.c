@@ -287,7 +287,7 @@ static int verify_block(verifier *v, const block *b, const int64_t *indices)
 
 static bool close_enough(double a, double b, double rel)
 {
-    if (isnan(a) && isnan(b)) return true;
+    if (a == b || (isnan(a) && isnan(b))) return true; /* also equal infinities */
     return fabs(a - b) <= rel * fmax(1.0, fmax(fabs(a), fabs(b)));
 }
 

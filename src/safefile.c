@@ -33,9 +33,21 @@
 #define SB_EOF 28
 #define SB_CKSUM 44
 
+/* Writes held back during a batched flush (see h5ml__safe_flush). */
+typedef struct held_write {
+    haddr_t addr;
+    size_t size, at; /* `at`: offset of the bytes in the arena */
+    bool meta;       /* metadata: written last page first (see put_meta) */
+} held_write;
+
 typedef struct safe_file {
     H5FD_t pub; /* must be first */
     int fd;
+    bool batching;
+    held_write *held;
+    size_t nheld, capheld;
+    unsigned char *arena;
+    size_t narena, caparena;
     haddr_t eoa, eof;
     haddr_t sb_eof;            /* end-of-file address in the superblock on disk */
     unsigned char sb[SB_SIZE]; /* last superblock image on disk */
@@ -135,6 +147,82 @@ static int pwrite_all(int fd, const void *buf, size_t n, haddr_t off)
     return 0;
 }
 
+/* A write of several pages can be cut at a page boundary by SIGKILL (the kernel checks for a
+ * fatal signal between pages), leaving the head of a metadata block new and its tail old. A
+ * block HDF5 grows at its end (a global heap collection gains objects where its free space
+ * was, an index block gains entries) stays readable when the tail goes first: a cut leaves
+ * the old head, whose old layout is complete, with new bytes only past what it describes. */
+enum { PAGE = 4096 };
+
+static int pwrite_meta(int fd, const unsigned char *buf, size_t n, haddr_t off)
+{
+    haddr_t end = off + n;
+    while (end > off) {
+        haddr_t start = (end - 1) / PAGE * PAGE;
+        if (start < off) start = off;
+        if (pwrite_all(fd, buf + (start - off), (size_t)(end - start), start) < 0) return -1;
+        end = start;
+    }
+    return 0;
+}
+
+static int hold(safe_file *f, const void *buf, size_t n, haddr_t off, bool meta)
+{
+    if (f->nheld == f->capheld) {
+        size_t cap = f->capheld ? 2 * f->capheld : 64;
+        held_write *h = realloc(f->held, sizeof *h * cap);
+        if (h == NULL) return -1;
+        f->held = h;
+        f->capheld = cap;
+    }
+    if (f->narena + n > f->caparena) {
+        size_t cap = f->caparena ? 2 * f->caparena : 1 << 16;
+        while (cap < f->narena + n) cap *= 2;
+        unsigned char *a = realloc(f->arena, cap);
+        if (a == NULL) return -1;
+        f->arena = a;
+        f->caparena = cap;
+    }
+    memcpy(f->arena + f->narena, buf, n);
+    f->held[f->nheld++] = (held_write){ off, n, f->narena, meta };
+    f->narena += n;
+    return 0;
+}
+
+/* Every write of the file goes through here: straight to the file, or held during a batch. */
+static int put(safe_file *f, const void *buf, size_t n, haddr_t off, bool meta)
+{
+    if (f->batching) return hold(f, buf, n, off, meta);
+    return meta ? pwrite_meta(f->fd, buf, n, off) : pwrite_all(f->fd, buf, n, off);
+}
+
+/* Writes the held writes in their order, merging runs of raw data that are contiguous both
+ * in the file and in the arena into one pwrite. */
+static int release(safe_file *f)
+{
+    int rc = 0;
+    for (size_t i = 0; i < f->nheld && rc == 0;) {
+        const held_write *h = &f->held[i];
+        size_t j = i + 1, n = h->size;
+        while (!h->meta && j < f->nheld && !f->held[j].meta && f->held[j].addr == h->addr + n && f->held[j].at == h->at + n)
+            n += f->held[j++].size;
+        rc = h->meta ? pwrite_meta(f->fd, f->arena + h->at, n, h->addr) : pwrite_all(f->fd, f->arena + h->at, n, h->addr);
+        i = j;
+    }
+    f->nheld = f->narena = 0;
+    return rc;
+}
+
+/* A read during a batch sees the held writes over the file's bytes. */
+static void overlay_held(const safe_file *f, haddr_t addr, size_t size, unsigned char *buf)
+{
+    for (size_t i = 0; i < f->nheld; i++) {
+        const held_write *h = &f->held[i];
+        haddr_t lo = h->addr > addr ? h->addr : addr, hi = h->addr + h->size < addr + size ? h->addr + h->size : addr + size;
+        if (lo < hi) memcpy(buf + (lo - addr), f->arena + h->at + (lo - h->addr), hi - lo);
+    }
+}
+
 static int extend_to(safe_file *f, haddr_t size)
 {
     if (f->eof >= size) return 0;
@@ -179,7 +267,10 @@ static H5FD_t *safe_open(const char *name, unsigned flags, hid_t fapl, haddr_t m
 static herr_t safe_close(H5FD_t *p)
 {
     safe_file *f = (safe_file *)p;
-    int rc = close(f->fd);
+    int rc = release(f);
+    if (close(f->fd) < 0) rc = -1;
+    free(f->held);
+    free(f->arena);
     free(f);
     return rc < 0 ? -1 : 0;
 }
@@ -228,12 +319,54 @@ static herr_t safe_get_handle(H5FD_t *p, hid_t fapl, void **h)
     return 0;
 }
 
+/* HDF5 1.10 copies a global-heap object by the size its collection records, unchecked: a
+ * corrupt size crashes the reader (or overruns its buffer). Each collection is checked when
+ * HDF5 first reads its header: its objects must tile it exactly (free space, object 0,
+ * last). One that does not gets its signature spoiled in what HDF5 receives, so HDF5 fails
+ * with "bad global heap collection signature" instead. */
+/* Walks the objects as HDF5 does (H5HG__cache_heap_deserialize): an object header (index,
+ * references, size) and the padded object, or free space (index 0) whose size covers its
+ * header; a tail too short for a header is free space. No object may reach past the end. */
+static bool gheap_tiles(const unsigned char *b, uint64_t total)
+{
+    uint64_t at = 16;
+    while (total - at >= 16) {
+        unsigned idx = (unsigned)b[at] | ((unsigned)b[at + 1] << 8);
+        uint64_t osize = get64(b + at + 8), room = total - at;
+        if (osize > room) return false;
+        uint64_t need = idx ? 16 + ((osize + 7) & ~UINT64_C(7)) : osize;
+        if (need == 0 || need > room) return false;
+        at += need;
+    }
+    return true;
+}
+
+static void check_gheap(const safe_file *f, haddr_t addr, unsigned char *b, size_t size)
+{
+    /* Signature, version 1, three zero bytes: the header of a collection, read at its start
+     * (raw data that happens to look like one is only read, never changed, if it tiles). */
+    static const unsigned char head[8] = { 'G', 'C', 'O', 'L', 1, 0, 0, 0 };
+    if (size < 16 || memcmp(b, head, 8) != 0) return;
+    uint64_t total = get64(b + 8);
+    bool ok = total >= 16 && total <= (UINT64_C(1) << 32);
+    if (ok && total <= size) {
+        ok = gheap_tiles(b, total);
+    } else if (ok) {
+        unsigned char *whole = malloc(total);
+        ok = whole && pread(f->fd, whole, total, (off_t)addr) == (ssize_t)total && gheap_tiles(whole, total);
+        free(whole);
+    }
+    if (!ok) memcpy(b, "XXXX", 4);
+}
+
 static herr_t safe_read(H5FD_t *p, H5FD_mem_t t, hid_t dxpl, haddr_t addr, size_t size, void *buf)
 {
-    (void)t;
     (void)dxpl;
     safe_file *f = (safe_file *)p;
     char *b = buf;
+    unsigned char *whole = buf;
+    haddr_t whole_addr = addr;
+    size_t whole_size = size;
     while (size > 0) {
         ssize_t r = pread(f->fd, b, size, (off_t)addr);
         if (r < 0) {
@@ -248,6 +381,9 @@ static herr_t safe_read(H5FD_t *p, H5FD_mem_t t, hid_t dxpl, haddr_t addr, size_
         size -= (size_t)r;
         addr += (haddr_t)r;
     }
+    if (f->nheld) overlay_held(f, whole_addr, whole_size, whole);
+    (void)t; /* global heaps arrive as raw data (H5FD_FLMAP_DICHOTOMY): recognized by content */
+    check_gheap(f, whole_addr, whole, whole_size);
     return 0;
 }
 
@@ -258,7 +394,7 @@ static int raise_sb_eof(safe_file *f)
     memcpy(img, f->sb, SB_SIZE);
     put64(img + SB_EOF, f->eoa);
     sb_seal(img);
-    if (extend_to(f, f->eoa) < 0 || pwrite_all(f->fd, img, SB_SIZE, 0) < 0) return -1;
+    if (extend_to(f, f->eoa) < 0 || put(f, img, SB_SIZE, 0, true) < 0) return -1;
     memcpy(f->sb, img, SB_SIZE);
     f->sb_eof = f->eoa;
     return 0;
@@ -272,7 +408,7 @@ static int write_superblock(safe_file *f, size_t size, const void *buf)
     sb_seal(img);
     haddr_t eof = get64(img + SB_EOF);
     int rc = extend_to(f, eof);
-    if (rc == 0) rc = pwrite_all(f->fd, img, size, 0);
+    if (rc == 0) rc = put(f, img, size, 0, true);
     if (rc == 0) {
         memcpy(f->sb, img, SB_SIZE);
         f->have_sb = true;
@@ -289,7 +425,9 @@ static herr_t safe_write(H5FD_t *p, H5FD_mem_t t, hid_t dxpl, haddr_t addr, size
     if (t == H5FD_MEM_SUPER && addr == 0 && size >= SB_SIZE && sb_is_v2plus(buf))
         return write_superblock(f, size, buf) < 0 ? -1 : 0;
     if (t != H5FD_MEM_DRAW && raise_sb_eof(f) < 0) return -1;
-    if (pwrite_all(f->fd, buf, size, addr) < 0) return -1;
+    static const unsigned char gcol[8] = { 'G', 'C', 'O', 'L', 1, 0, 0, 0 }; /* heaps come as raw data */
+    bool meta = t != H5FD_MEM_DRAW || (size >= 16 && memcmp(buf, gcol, 8) == 0);
+    if (put(f, buf, size, addr, meta) < 0) return -1;
     if (addr + size > f->eof) f->eof = addr + size;
     return 0;
 }
@@ -375,9 +513,37 @@ hid_t h5ml__fapl_safe(void)
 
 hid_t h5ml__fapl_read(void)
 {
+    pthread_once(&reg_once, register_driver);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0) return fapl;
+    /* h5ml's driver for reads too, for its global-heap check (check_gheap). */
+    if (safe_id >= 0) H5Pset_driver(fapl, safe_id, NULL);
     /* 8 MiB raw-data chunk cache per dataset: sequential range reads decompress each chunk once. */
     H5Pset_cache(fapl, 0, 1021, 8 << 20, 1.0);
     return fapl;
+}
+
+/* The driver's state behind an open file, or NULL if the file does not use this driver. */
+static safe_file *safe_of(hid_t file)
+{
+    hid_t fapl = H5Fget_access_plist(file);
+    bool ours = fapl >= 0 && safe_id >= 0 && H5Pget_driver(fapl) == safe_id;
+    if (fapl >= 0) H5Pclose(fapl);
+    void *h = NULL;
+    if (!ours || H5Fget_vfd_handle(file, H5P_DEFAULT, &h) < 0 || h == NULL) return NULL;
+    return (safe_file *)((char *)h - offsetof(safe_file, fd));
+}
+
+int h5ml__safe_flush(hid_t file)
+{
+    safe_file *f = safe_of(file);
+    if (f == NULL) return H5Fflush(file, H5F_SCOPE_GLOBAL) < 0 ? -1 : 0;
+    /* Serializing the metadata cache takes milliseconds; its writes, held until it is done and
+     * then issued back to back, take microseconds: that is the only window in which a killed
+     * writer leaves datasets whose lengths disagree on disk. */
+    f->batching = true;
+    herr_t e = H5Fflush(file, H5F_SCOPE_GLOBAL);
+    f->batching = false;
+    int rc = release(f);
+    return e < 0 || rc < 0 ? -1 : 0;
 }

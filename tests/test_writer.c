@@ -356,8 +356,27 @@ static void test_append_and_rollback(void)
         CHECK_MSG(diff_files(saved, two, msg, sizeof msg) == H5ML_OK, "after rollback: %s", msg);
         compare_file(two, &d);
     }
-    /* rollback of a created file removes it */
+    /* rollback of a file created over an existing one leaves that file as it was */
+    copy_file(one, saved);
     h5ml_writer *w = open_new(one);
+    CHECK(write_range(w, &d, 0, 10) == H5ML_OK);
+    CHECK(h5ml_writer_checkpoint(w) == H5ML_OK);
+    CHECK_MSG(diff_files(saved, one, msg, sizeof msg) == H5ML_OK, "replaced before finalize: %s", msg);
+    CHECK(h5ml_writer_rollback(w) == H5ML_OK);
+    h5ml_writer_close(w);
+    CHECK_MSG(diff_files(saved, one, msg, sizeof msg) == H5ML_OK, "after rollback of a replacement: %s", msg);
+    /* ... and it is replaced when the new file is finalized */
+    w = open_new(one);
+    CHECK(write_range(w, &d, 0, 10) == H5ML_OK);
+    CHECK(h5ml_writer_close(w) == H5ML_OK);
+    h5ml_reader *r = h5ml_reader_new();
+    CHECK(h5ml_reader_open(r, one) == H5ML_OK);
+    CHECK_EQ_I(h5ml_reader_count(r), 10);
+    h5ml_reader_close(r);
+    /* rollback of a new file removes it */
+    unlink(one);
+    w = open_new(one);
+    CHECK(access(one, F_OK) == 0); /* a new file is there from the start (crash safety) */
     CHECK(write_range(w, &d, 0, 10) == H5ML_OK);
     CHECK(h5ml_writer_rollback(w) == H5ML_OK);
     h5ml_writer_close(w);

@@ -151,7 +151,11 @@ def check_killed_file(path, big, min_structures=0):
         H.assert_same_bits(data[name], big.data[name][:m], f"{name} (M={m})")
     for name in SPLITS:
         H.assert_same_bits(data[name], big.data[name][:n + 1], name)
-    assert meta.get("num_structures") == n, (meta.get("num_structures"), n)
+    # an unfinalized file's /metadata may lag behind its data (h5ml.h, h5ml_verify), but
+    # it must be there and never claim structures that are not in the file
+    ns = meta.get("num_structures")
+    assert isinstance(ns, (int, np.integer)), meta
+    assert 0 <= ns <= n, f"/metadata num_structures {ns} but the datasets hold {n}"
     return n
 
 
