@@ -3,8 +3,8 @@
 # As root it runs apt-get; otherwise it prints the command to run.
 set -eu
 
-PKGS="build-essential cmake pkg-config libhdf5-dev hdf5-tools liblzf-dev libjansson-dev zlib1g-dev
-python3-h5py python3-numpy python3-ase python3-pytest"
+PKGS="build-essential cmake pkg-config libhdf5-dev hdf5-tools liblzf-dev libjansson-dev zlib1g-dev libdeflate-dev libmatio-dev
+python3-dev python3-h5py python3-numpy python3-ase python3-pytest python3-scipy python3-tqdm python3-torch"
 
 missing=""
 for p in $PKGS; do

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,11 +302,16 @@ static int start_swmr(h5ml_writer *w)
     return H5ML_OK;
 }
 
-/* Renames the file built under tmp_path to path. */
+/* Renames the file built under tmp_path to path. Over an existing file, the two names are
+ * exchanged and the old file then removed: as atomic as a rename, but ext4 forces the whole
+ * new file to disk on a rename over another file ("auto_da_alloc"), not on an exchange. */
 static int move_into_place(h5ml_writer *w)
 {
-    if (rename(w->tmp_path, w->path) < 0)
+    if (w->replacing && renameat2(AT_FDCWD, w->tmp_path, AT_FDCWD, w->path, RENAME_EXCHANGE) == 0) {
+        unlink(w->tmp_path); /* now the old file */
+    } else if (rename(w->tmp_path, w->path) < 0) {
         return h5ml__fail(&w->base, H5ML_ERR_IO, "%s: cannot create: %s", w->path, strerror(errno));
+    }
     free(w->tmp_path);
     w->tmp_path = NULL;
     return H5ML_OK;
@@ -572,13 +578,20 @@ static int check_info_json(h5ml_writer *w, const char *json)
 
 static int checkpoint(h5ml_writer *w);
 
-static void plausibility(h5ml_writer *w, const h5ml_structure *s, int64_t index)
+/* The plausibility warnings of one structure, handed to `emit` (structure order is the
+ * caller's business: the batch path checks on several threads and sorts). */
+typedef void (*warn_emit)(void *ctx, int64_t index, int order, const char *msg);
+
+static void plausibility(const h5ml_structure *s, int64_t index, warn_emit emit, void *ctx)
 {
+    char msg[160];
     int64_t i, j;
     double d;
-    if (h5ml__close_pair(s->natoms, s->positions, s->cell, s->pbc, 0.5, &i, &j, &d))
-        h5ml__warn(&w->base, "structure %lld: atoms %lld and %lld are %.3f \xc3\x85 apart (below 0.5 \xc3\x85)",
-                   (long long)index, (long long)i, (long long)j, d);
+    if (h5ml__close_pair(s->natoms, s->positions, s->cell, s->pbc, 0.5, &i, &j, &d)) {
+        snprintf(msg, sizeof msg, "structure %lld: atoms %lld and %lld are %.3f \xc3\x85 apart (below 0.5 \xc3\x85)",
+                 (long long)index, (long long)i, (long long)j, d);
+        emit(ctx, index, 0, msg);
+    }
     double fmax2 = 0;
     int64_t at = -1;
     for (int64_t k = 0; k < s->natoms; k++) {
@@ -589,9 +602,18 @@ static void plausibility(h5ml_writer *w, const h5ml_structure *s, int64_t index)
             at = k;
         }
     }
-    if (fmax2 > 50.0 * 50.0)
-        h5ml__warn(&w->base, "structure %lld: |F| = %.2f eV/\xc3\x85 on atom %lld (above 50 eV/\xc3\x85)",
-                   (long long)index, sqrt(fmax2), (long long)at);
+    if (fmax2 > 50.0 * 50.0) {
+        snprintf(msg, sizeof msg, "structure %lld: |F| = %.2f eV/\xc3\x85 on atom %lld (above 50 eV/\xc3\x85)",
+                 (long long)index, sqrt(fmax2), (long long)at);
+        emit(ctx, index, 1, msg);
+    }
+}
+
+static void warn_now(void *ctx, int64_t index, int order, const char *msg)
+{
+    (void)index;
+    (void)order;
+    h5ml__warn(ctx, "%s", msg);
 }
 
 static void voigt(const h5ml_structure *s, double out[6], uint8_t *mask)
@@ -671,7 +693,7 @@ static int add_one(h5ml_writer *w, const h5ml_structure *s)
         if (h5ml__validate(s, msg, sizeof msg)) return h5ml__fail(&w->base, H5ML_ERR_VALUE, "%s", msg);
         int rc = check_info_json(w, s->info_json);
         if (rc) return rc;
-        plausibility(w, s, w->n);
+        plausibility(s, w->n, warn_now, &w->base);
     } else if ((s->forces_rows ? s->forces_rows : s->natoms) != s->natoms) {
         /* Even unvalidated, the arrays must line up or the file would be corrupt. */
         return h5ml__fail(&w->base, H5ML_ERR_VALUE, "Forces shape (%lld, 3) doesn't match atoms (%lld, 3)",
@@ -695,6 +717,391 @@ int h5ml_writer_add(h5ml_writer *w, const h5ml_structure *s)
     return rc;
 }
 
+/* ---- batches ----------------------------------------------------------------------------
+ * A batch is checked and written a column at a time rather than a structure at a time: the
+ * hard checks (the ones that reject) scan each array once to find the first structure that
+ * fails, everything before it is appended column by column, and the plausibility checks
+ * (which only warn) run meanwhile on other threads; their warnings are issued in structure
+ * order when the batch is done. The result is what adding the structures one by one gives. */
+
+/* The batch's structure k as the per-structure API sees it. */
+static h5ml_structure batch_structure(const h5ml_batch *b, const int64_t *off, int64_t k)
+{
+    int64_t a = off[k];
+    return (h5ml_structure){
+        .natoms = b->natoms[k],
+        .numbers = b->numbers ? b->numbers + a : NULL,
+        .positions = b->positions ? b->positions + 3 * a : NULL,
+        .cell = b->cells ? b->cells + 9 * k : NULL,
+        .pbc = b->pbc ? b->pbc + 3 * k : NULL,
+        .energy = b->energies[k],
+        .forces = b->forces ? b->forces + 3 * a : NULL,
+        .stress = (b->stress && (!b->stress_mask || b->stress_mask[k])) ? b->stress + 6 * k : NULL,
+        .stress_len = 6,
+        .info_json = b->info_json ? b->info_json[k] : NULL,
+    };
+}
+
+/* The structure that atom `a` belongs to (off: count+1 prefix sums). */
+static int64_t structure_of_atom(const int64_t *off, int64_t count, int64_t a)
+{
+    int64_t lo = 0, hi = count; /* off[lo] <= a < off[hi] */
+    while (hi - lo > 1) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (off[mid] <= a) lo = mid;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* Index of the first non-finite value of v[0..n), or n. */
+static int64_t first_nonfinite(const double *v, int64_t n)
+{
+    enum { STEP = 4096 };
+    for (int64_t at = 0; at < n; at += STEP) {
+        int64_t e = n - at < STEP ? n - at : STEP;
+        if (h5ml__any_nonfinite(v + at, e))
+            for (int64_t i = 0; i < e; i++)
+                if (!isfinite(v[at + i])) return at + i;
+    }
+    return n;
+}
+
+/* The first structure of the batch that a hard check rejects, or count. Each check finds the
+ * first failing structure of its own array; the earliest of them is the answer, and the
+ * per-structure validator then words its message. */
+static int64_t first_rejected(h5ml_writer *w, const h5ml_batch *b, const int64_t *off)
+{
+    int64_t n = b->count, atoms = off[n], bad = n, k;
+    for (k = 0; k < n; k++)
+        if (!isfinite(b->energies[k])) break;
+    bad = k;
+    if (b->forces && (k = first_nonfinite(b->forces, 3 * atoms)) < 3 * atoms) {
+        k = structure_of_atom(off, n, k / 3);
+        if (k < bad) bad = k;
+    }
+    if (b->positions && (k = first_nonfinite(b->positions, 3 * atoms)) < 3 * atoms) {
+        k = structure_of_atom(off, n, k / 3);
+        if (k < bad) bad = k;
+    }
+    if (b->cells && (k = first_nonfinite(b->cells, 9 * n)) < 9 * n && k / 9 < bad) bad = k / 9;
+    if (b->stress)
+        for (k = 0; k < bad; k++)
+            if ((!b->stress_mask || b->stress_mask[k]) && first_nonfinite(b->stress + 6 * k, 6) < 6) {
+                bad = k;
+                break;
+            }
+    if (b->numbers)
+        for (int64_t a = 0; a < off[bad]; a++)
+            if ((uint64_t)b->numbers[a] > 118) {
+                bad = structure_of_atom(off, n, a);
+                break;
+            }
+    if (b->info_json)
+        for (k = 0; k < bad; k++)
+            if (b->info_json[k] && check_info_json(w, b->info_json[k]) != H5ML_OK) {
+                bad = k;
+                break;
+            }
+    return bad;
+}
+
+/* Plausibility of structures [0, n) on worker threads; warnings collected, then sorted. */
+typedef struct held_warning {
+    int64_t index;
+    int order;
+    char *msg;
+} held_warning;
+
+typedef struct plaus_job {
+    const h5ml_batch *b;
+    const int64_t *off;
+    int64_t n, first_index;
+    int64_t *next; /* shared block counter */
+    held_warning *held;
+    size_t nheld, cap;
+    bool nomem;
+} plaus_job;
+
+static void hold_warning(void *ctx, int64_t index, int order, const char *msg)
+{
+    plaus_job *j = ctx;
+    if (j->nheld == j->cap) {
+        size_t cap = j->cap ? 2 * j->cap : 16;
+        held_warning *p = realloc(j->held, sizeof *p * cap);
+        if (p == NULL) {
+            j->nomem = true;
+            return;
+        }
+        j->held = p;
+        j->cap = cap;
+    }
+    char *copy = strdup(msg);
+    if (copy == NULL) {
+        j->nomem = true;
+        return;
+    }
+    j->held[j->nheld++] = (held_warning){ index, order, copy };
+}
+
+static void *plausibility_worker(void *arg)
+{
+    enum { BLOCK = 256 };
+    plaus_job *j = arg;
+    for (;;) {
+        int64_t start = __atomic_fetch_add(j->next, BLOCK, __ATOMIC_RELAXED);
+        if (start >= j->n) break;
+        int64_t end = start + BLOCK < j->n ? start + BLOCK : j->n;
+        for (int64_t k = start; k < end; k++) {
+            h5ml_structure s = batch_structure(j->b, j->off, k);
+            plausibility(&s, j->first_index + k, hold_warning, j);
+        }
+    }
+    return NULL;
+}
+
+static int cmp_warning(const void *x, const void *y)
+{
+    const held_warning *a = x, *b = y;
+    if (a->index != b->index) return a->index < b->index ? -1 : 1;
+    return (a->order > b->order) - (a->order < b->order);
+}
+
+typedef struct plaus_run {
+    plaus_job *jobs;
+    pthread_t *threads;
+    int nthreads;
+    int64_t next;
+} plaus_run;
+
+/* Starts the plausibility checks of structures [0, n) of the batch on `threads` threads;
+ * with too few structures to be worth a thread, runs them here and now. */
+static void plausibility_start(plaus_run *run, const h5ml_batch *b, const int64_t *off, int64_t n, int64_t first_index,
+                               int threads)
+{
+    memset(run, 0, sizeof *run);
+    if (n < 1024) threads = 0;
+    run->jobs = calloc((size_t)(threads > 0 ? threads : 1), sizeof *run->jobs);
+    run->threads = calloc((size_t)(threads > 0 ? threads : 1), sizeof *run->threads);
+    if (run->jobs == NULL || run->threads == NULL) threads = 0;
+    for (int t = 0; t < (threads > 0 ? threads : 1) && run->jobs; t++)
+        run->jobs[t] = (plaus_job){ .b = b, .off = off, .n = n, .first_index = first_index, .next = &run->next };
+    for (int t = 0; t < threads; t++) {
+        if (pthread_create(&run->threads[t], NULL, plausibility_worker, &run->jobs[t]) != 0) break;
+        run->nthreads++;
+    }
+    if (run->nthreads == 0 && run->jobs) plausibility_worker(&run->jobs[0]);
+}
+
+/* Waits for the checks and issues their warnings in structure order. */
+static void plausibility_finish(h5ml_writer *w, plaus_run *run)
+{
+    for (int t = 0; t < run->nthreads; t++) pthread_join(run->threads[t], NULL);
+    int njobs = run->nthreads > 0 ? run->nthreads : 1;
+    size_t total = 0;
+    for (int t = 0; t < njobs && run->jobs; t++) total += run->jobs[t].nheld;
+    held_warning *all = total ? malloc(sizeof *all * total) : NULL;
+    size_t k = 0;
+    for (int t = 0; t < njobs && run->jobs; t++) {
+        if (all) memcpy(all + k, run->jobs[t].held, sizeof *all * run->jobs[t].nheld);
+        else
+            for (size_t i = 0; i < run->jobs[t].nheld; i++) free(run->jobs[t].held[i].msg);
+        k += run->jobs[t].nheld;
+        free(run->jobs[t].held);
+    }
+    if (all) {
+        qsort(all, total, sizeof *all, cmp_warning);
+        for (size_t i = 0; i < total; i++) {
+            h5ml__warn(&w->base, "%s", all[i].msg);
+            free(all[i].msg);
+        }
+        free(all);
+    }
+    free(run->jobs);
+    free(run->threads);
+}
+
+/* Appends rows produced `per` at a time by fill(ctx, first, count, buf) to column c. */
+typedef void (*row_fill)(const void *ctx, int64_t first, int64_t count, void *buf);
+
+static int append_generated(h5ml_writer *w, int col, int64_t n, row_fill fill, const void *ctx)
+{
+    enum { ROWS = 1024 };
+    unsigned char buf[ROWS * 72]; /* the widest per-structure row: a 3x3 cell */
+    for (int64_t at = 0; at < n; at += ROWS) {
+        int64_t k = n - at < ROWS ? n - at : ROWS;
+        fill(ctx, at, k, buf);
+        if (h5ml__col_append(&w->col[col], &w->sink, buf, k) < 0) return -1;
+    }
+    return 0;
+}
+
+typedef struct gen_ctx {
+    const h5ml_batch *b;
+    const int64_t *off;
+    int64_t m0, n0;
+} gen_ctx;
+
+static void fill_splits(const void *ctx, int64_t first, int64_t count, void *buf)
+{
+    const gen_ctx *g = ctx;
+    int64_t *out = buf;
+    for (int64_t i = 0; i < count; i++) out[i] = g->m0 + g->off[first + i + 1];
+}
+
+static void fill_cells(const void *ctx, int64_t first, int64_t count, void *buf)
+{
+    const gen_ctx *g = ctx;
+    if (g->b->cells) memcpy(buf, g->b->cells + 9 * first, sizeof(double) * 9 * (size_t)count);
+    else memset(buf, 0, sizeof(double) * 9 * (size_t)count);
+}
+
+static void fill_pbc(const void *ctx, int64_t first, int64_t count, void *buf)
+{
+    const gen_ctx *g = ctx;
+    int8_t *out = buf;
+    for (int64_t i = 0; i < 3 * count; i++) out[i] = g->b->pbc ? g->b->pbc[3 * first + i] != 0 : 0;
+}
+
+static void fill_stress(const void *ctx, int64_t first, int64_t count, void *buf)
+{
+    const gen_ctx *g = ctx;
+    double *out = buf;
+    for (int64_t i = 0; i < count; i++) {
+        int64_t k = first + i;
+        if (g->b->stress && (!g->b->stress_mask || g->b->stress_mask[k])) memcpy(out + 6 * i, g->b->stress + 6 * k, 6 * sizeof *out);
+        else memset(out + 6 * i, 0, 6 * sizeof *out);
+    }
+}
+
+static void fill_mask(const void *ctx, int64_t first, int64_t count, void *buf)
+{
+    const gen_ctx *g = ctx;
+    int8_t *out = buf;
+    for (int64_t i = 0; i < count; i++) out[i] = g->b->stress && (!g->b->stress_mask || g->b->stress_mask[first + i]);
+}
+
+static void fill_indices(const void *ctx, int64_t first, int64_t count, void *buf)
+{
+    const gen_ctx *g = ctx;
+    int64_t *out = buf;
+    for (int64_t i = 0; i < count; i++) out[i] = g->n0 + first + i;
+}
+
+/* Forces as float32, a block at a time, with the statistics of each structure. */
+static int append_forces_and_stats(h5ml_writer *w, const h5ml_batch *b, const int64_t *off, int64_t n)
+{
+    int64_t k = 0;
+    while (k < n) {
+        int64_t end = k + 1; /* whole structures, about 4096 atoms a block */
+        while (end < n && off[end + 1] - off[k] <= 4096) end++;
+        int64_t na = off[end] - off[k];
+        if (na > w->f32_cap) {
+            float *p = realloc(w->f32, sizeof *p * 3 * (size_t)na);
+            if (p == NULL) return h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
+            w->f32 = p;
+            w->f32_cap = na;
+        }
+        const double *f = b->forces + 3 * off[k];
+        for (int64_t i = 0; i < 3 * na; i++) w->f32[i] = (float)f[i];
+        if (h5ml__col_append(&w->col[COL_FORCES], &w->sink, w->f32, na) < 0)
+            return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot write %s", w->path, h5ml__cols[COL_FORCES].path);
+        for (int64_t s = k; s < end; s++) {
+            uint8_t pbc[3] = { 0, 0, 0 };
+            if (b->pbc) memcpy(pbc, b->pbc + 3 * s, 3);
+            int has_stress = b->stress && (!b->stress_mask || b->stress_mask[s]);
+            h5ml__stats_add(&w->stats, b->natoms[s], b->numbers + off[s], b->energies[s], NULL, w->f32 + 3 * (off[s] - off[k]),
+                            has_stress, pbc);
+        }
+        k = end;
+    }
+    return H5ML_OK;
+}
+
+/* Appends structures [0, n) of the batch (all checked) column by column. */
+static int append_batch(h5ml_writer *w, const h5ml_batch *b, const int64_t *off, int64_t n)
+{
+    int64_t atoms = off[n];
+    gen_ctx g = { b, off, w->m, w->n };
+    colsink *sk = &w->sink;
+    int e = 0;
+    if (atoms > 0) {
+        e |= h5ml__col_append(&w->col[COL_NUMBERS], sk, b->numbers, atoms);
+        e |= h5ml__col_append(&w->col[COL_POSITIONS], sk, b->positions, atoms);
+    }
+    e |= append_generated(w, COL_NUMBERS_SPLITS, n, fill_splits, &g);
+    e |= append_generated(w, COL_FORCES_SPLITS, n, fill_splits, &g);
+    e |= append_generated(w, COL_CELLS, n, fill_cells, &g);
+    e |= append_generated(w, COL_PBC, n, fill_pbc, &g);
+    e |= h5ml__col_append(&w->col[COL_ENERGY], sk, b->energies, n);
+    e |= append_generated(w, COL_STRESS, n, fill_stress, &g);
+    e |= append_generated(w, COL_STRESS_MASK, n, fill_mask, &g);
+    e |= append_generated(w, COL_INDICES, n, fill_indices, &g);
+    if (e) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot write structures %lld..%lld", w->path, (long long)w->n,
+                                (long long)(w->n + n - 1));
+    int rc = append_forces_and_stats(w, b, off, n);
+    for (int64_t k = 0; k < n && rc == H5ML_OK; k++) {
+        rc = push_info(w, b->info_json ? b->info_json[k] : NULL);
+        if (rc == H5ML_OK) w->n++;
+        if (rc == H5ML_OK && w->n - w->info_written >= w->chunk_structs) rc = flush_info(w);
+    }
+    if (rc) return rc;
+    w->m += atoms;
+    w->added += n;
+    return H5ML_OK;
+}
+
+static int add_batch(h5ml_writer *w, const h5ml_batch *b)
+{
+    if (!w->is_open) {
+        if (w->finalized)
+            return h5ml__fail(&w->base, H5ML_ERR_STATE, "Cannot add structures after finalize() has been called");
+        return h5ml__fail(&w->base, H5ML_ERR_STATE, "the writer is not open");
+    }
+    int64_t n = b->count;
+    int64_t *off = malloc(sizeof *off * (size_t)(n + 1));
+    if (off == NULL) return h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
+    int64_t neg = n;
+    off[0] = 0;
+    for (int64_t k = 0; k < n; k++) {
+        if (b->natoms[k] < 0 && neg == n) neg = k;
+        off[k + 1] = off[k] + (k < neg ? b->natoms[k] : 0);
+    }
+    int rc = H5ML_OK;
+    if (off[neg] > 0 && (!b->numbers || !b->positions || !b->forces))
+        rc = h5ml__fail(&w->base, H5ML_ERR_ARG, "batch arrays missing (numbers, positions and forces are required)");
+    bool validate = opt(w, H5ML_OPT_VALIDATE) > 0;
+    int64_t good = neg;
+    if (rc == H5ML_OK && validate) {
+        h5ml_batch head = *b;
+        head.count = neg;
+        good = first_rejected(w, &head, off);
+    }
+    plaus_run run;
+    bool checking = rc == H5ML_OK && validate;
+    if (checking) {
+        int64_t threads = opt(w, H5ML_OPT_THREADS);
+        plausibility_start(&run, b, off, good, w->n, (int)(threads ? threads : h5ml__default_threads()));
+    }
+    if (rc == H5ML_OK) rc = append_batch(w, b, off, good);
+    if (checking) plausibility_finish(w, &run);
+    if (rc == H5ML_OK && good < n) {
+        char msg[256] = "";
+        if (good == neg) {
+            snprintf(msg, sizeof msg, "Invalid number of atoms: %lld", (long long)b->natoms[good]);
+        } else {
+            h5ml_structure s = batch_structure(b, off, good);
+            if (h5ml__validate(&s, msg, sizeof msg) == H5ML_OK && check_info_json(w, s.info_json) != H5ML_OK)
+                snprintf(msg, sizeof msg, "%.200s", w->base.msg);
+        }
+        rc = h5ml__fail(&w->base, H5ML_ERR_VALUE, "%s (structure %lld of the batch)", msg, (long long)good);
+    }
+    free(off);
+    int64_t every = opt(w, H5ML_OPT_CHECKPOINT_MS);
+    if (rc == H5ML_OK && every > 0 && now_ms() - w->last_ckpt >= (double)every) rc = checkpoint(w);
+    return rc;
+}
+
 int h5ml_writer_add_batch(h5ml_writer *w, const h5ml_batch *b)
 {
     if (w == NULL) return H5ML_ERR_ARG;
@@ -702,34 +1109,7 @@ int h5ml_writer_add_batch(h5ml_writer *w, const h5ml_batch *b)
         return h5ml__fail(&w->base, H5ML_ERR_ARG, "batch arrays missing (natoms and energies are required)");
     h5ml_h5quiet q;
     h5ml__h5_quiet(&q);
-    int rc = H5ML_OK;
-    int64_t atom = 0;
-    for (int64_t k = 0; k < b->count && rc == H5ML_OK; k++) {
-        int64_t na = b->natoms[k];
-        if (na < 0) {
-            rc = h5ml__fail(&w->base, H5ML_ERR_VALUE, "Invalid number of atoms: %lld (structure %lld of the batch)",
-                            (long long)na, (long long)k);
-            break;
-        }
-        h5ml_structure s = {
-            .natoms = na,
-            .numbers = b->numbers ? b->numbers + atom : NULL,
-            .positions = b->positions ? b->positions + 3 * atom : NULL,
-            .cell = b->cells ? b->cells + 9 * k : NULL,
-            .pbc = b->pbc ? b->pbc + 3 * k : NULL,
-            .energy = b->energies[k],
-            .forces = b->forces ? b->forces + 3 * atom : NULL,
-            .stress = (b->stress && (!b->stress_mask || b->stress_mask[k])) ? b->stress + 6 * k : NULL,
-            .stress_len = 6,
-            .info_json = b->info_json ? b->info_json[k] : NULL,
-        };
-        rc = add_one(w, &s);
-        if (rc != H5ML_OK && rc != H5ML_ERR_STATE) {
-            size_t n = strlen(w->base.msg);
-            snprintf(w->base.msg + n, sizeof w->base.msg - n, " (structure %lld of the batch)", (long long)k);
-        }
-        atom += na;
-    }
+    int rc = add_batch(w, b);
     if (rc == H5ML_OK) h5ml__ok(&w->base);
     h5ml__h5_restore(&q);
     return rc;

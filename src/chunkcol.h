@@ -48,6 +48,9 @@ typedef struct column {
 typedef struct scratch {
     unsigned char *a, *b;
     size_t cap_a, cap_b;
+    struct libdeflate_compressor *deflate; /* for deflate_level */
+    struct libdeflate_compressor *probe;   /* level 1, for the noise test */
+    int deflate_level;
 } scratch;
 
 struct h5ml_pool;
