@@ -563,6 +563,16 @@ static int push_info(h5ml_writer *w, const char *json)
     return H5ML_OK;
 }
 
+/* Whether json is NULL, empty or a JSON object (thread-safe). */
+static bool info_json_ok(const char *json)
+{
+    if (json == NULL || !*json) return true;
+    json_t *v = json_loads(json, JSON_DECODE_ANY, NULL);
+    bool ok = v && json_is_object(v);
+    json_decref(v);
+    return ok;
+}
+
 static int check_info_json(h5ml_writer *w, const char *json)
 {
     if (json == NULL || !*json) return H5ML_OK;
@@ -767,97 +777,131 @@ static int64_t first_nonfinite(const double *v, int64_t n)
     return n;
 }
 
-/* The first structure of the batch that a hard check rejects, or count. Each check finds the
- * first failing structure of its own array; the earliest of them is the answer, and the
- * per-structure validator then words its message. */
-static int64_t first_rejected(h5ml_writer *w, const h5ml_batch *b, const int64_t *off)
+/* The first structure of [s, e) that a hard check rejects, or e. Each check finds the first
+ * failing structure of its own array; the earliest of them is the answer (the per-structure
+ * validator then words its message). Thread-safe. */
+static int64_t first_rejected(const h5ml_batch *b, const int64_t *off, int64_t s, int64_t e)
 {
-    int64_t n = b->count, atoms = off[n], bad = n, k;
-    for (k = 0; k < n; k++)
+    int64_t bad = e, k, a0 = off[s], na = off[e] - a0;
+    for (k = s; k < e; k++)
         if (!isfinite(b->energies[k])) break;
     bad = k;
-    if (b->forces && (k = first_nonfinite(b->forces, 3 * atoms)) < 3 * atoms) {
-        k = structure_of_atom(off, n, k / 3);
+    if (b->forces && (k = first_nonfinite(b->forces + 3 * a0, 3 * na)) < 3 * na) {
+        k = structure_of_atom(off, e, a0 + k / 3);
         if (k < bad) bad = k;
     }
-    if (b->positions && (k = first_nonfinite(b->positions, 3 * atoms)) < 3 * atoms) {
-        k = structure_of_atom(off, n, k / 3);
+    if (b->positions && (k = first_nonfinite(b->positions + 3 * a0, 3 * na)) < 3 * na) {
+        k = structure_of_atom(off, e, a0 + k / 3);
         if (k < bad) bad = k;
     }
-    if (b->cells && (k = first_nonfinite(b->cells, 9 * n)) < 9 * n && k / 9 < bad) bad = k / 9;
+    if (b->cells && (k = first_nonfinite(b->cells + 9 * s, 9 * (e - s))) < 9 * (e - s) && s + k / 9 < bad) bad = s + k / 9;
     if (b->stress)
-        for (k = 0; k < bad; k++)
+        for (k = s; k < bad; k++)
             if ((!b->stress_mask || b->stress_mask[k]) && first_nonfinite(b->stress + 6 * k, 6) < 6) {
                 bad = k;
                 break;
             }
     if (b->numbers)
-        for (int64_t a = 0; a < off[bad]; a++)
+        for (int64_t a = a0; a < off[bad]; a++)
             if ((uint64_t)b->numbers[a] > 118) {
-                bad = structure_of_atom(off, n, a);
+                bad = structure_of_atom(off, e, a);
                 break;
             }
     if (b->info_json)
-        for (k = 0; k < bad; k++)
-            if (b->info_json[k] && check_info_json(w, b->info_json[k]) != H5ML_OK) {
+        for (k = s; k < bad; k++)
+            if (!info_json_ok(b->info_json[k])) {
                 bad = k;
                 break;
             }
     return bad;
 }
 
-/* Plausibility of structures [0, n) on worker threads; warnings collected, then sorted. */
+/* Checking runs ahead of writing: worker threads take blocks of structures in order, find
+ * the first rejected structure of each block and collect the plausibility warnings of the
+ * ones before it, while the calling thread writes each block as soon as it is checked. */
 typedef struct held_warning {
     int64_t index;
     int order;
     char *msg;
 } held_warning;
 
-typedef struct plaus_job {
+typedef struct warn_list {
+    held_warning *v;
+    size_t n, cap;
+} warn_list;
+
+typedef struct checker {
     const h5ml_batch *b;
     const int64_t *off;
-    int64_t n, first_index;
-    int64_t *next; /* shared block counter */
-    held_warning *held;
-    size_t nheld, cap;
-    bool nomem;
-} plaus_job;
+    int64_t n, first_index, block, nblocks;
+    bool validate;
+    int64_t *good;       /* per block: end of its accepted structures, published under mu */
+    int64_t next;        /* next block to take (atomic) */
+    bool stop;           /* the writer stopped: take no more blocks (atomic) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    warn_list *lists;    /* one per worker */
+} checker;
+
+typedef struct warn_ctx { warn_list *list; } warn_ctx;
 
 static void hold_warning(void *ctx, int64_t index, int order, const char *msg)
 {
-    plaus_job *j = ctx;
-    if (j->nheld == j->cap) {
-        size_t cap = j->cap ? 2 * j->cap : 16;
-        held_warning *p = realloc(j->held, sizeof *p * cap);
-        if (p == NULL) {
-            j->nomem = true;
-            return;
-        }
-        j->held = p;
-        j->cap = cap;
+    warn_list *l = ((warn_ctx *)ctx)->list;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        held_warning *p = realloc(l->v, sizeof *p * cap);
+        if (p == NULL) return; /* out of memory: the warning is lost, the data is not */
+        l->v = p;
+        l->cap = cap;
     }
     char *copy = strdup(msg);
-    if (copy == NULL) {
-        j->nomem = true;
-        return;
-    }
-    j->held[j->nheld++] = (held_warning){ index, order, copy };
+    if (copy) l->v[l->n++] = (held_warning){ index, order, copy };
 }
 
-static void *plausibility_worker(void *arg)
+static void check_block(checker *c, int64_t blk, warn_list *list)
 {
-    enum { BLOCK = 256 };
-    plaus_job *j = arg;
+    int64_t s = blk * c->block, e = s + c->block < c->n ? s + c->block : c->n;
+    int64_t good = c->validate ? first_rejected(c->b, c->off, s, e) : e;
+    warn_ctx ctx = { list };
+    for (int64_t k = s; k < good && c->validate; k++) {
+        h5ml_structure st = batch_structure(c->b, c->off, k);
+        plausibility(&st, c->first_index + k, hold_warning, &ctx);
+    }
+    pthread_mutex_lock(&c->mu);
+    c->good[blk] = good;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+typedef struct worker_arg { checker *c; int id; } worker_arg;
+
+static void *check_worker(void *arg)
+{
+    worker_arg *wa = arg;
+    checker *c = wa->c;
     for (;;) {
-        int64_t start = __atomic_fetch_add(j->next, BLOCK, __ATOMIC_RELAXED);
-        if (start >= j->n) break;
-        int64_t end = start + BLOCK < j->n ? start + BLOCK : j->n;
-        for (int64_t k = start; k < end; k++) {
-            h5ml_structure s = batch_structure(j->b, j->off, k);
-            plausibility(&s, j->first_index + k, hold_warning, j);
-        }
+        if (__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) break;
+        int64_t blk = __atomic_fetch_add(&c->next, 1, __ATOMIC_RELAXED);
+        if (blk >= c->nblocks) break;
+        check_block(c, blk, &c->lists[wa->id]);
     }
     return NULL;
+}
+
+/* Waits for block blk to be checked (checking it here if no worker runs) and returns the
+ * end of its accepted structures. */
+static int64_t wait_block(checker *c, int64_t blk, int workers)
+{
+    if (workers == 0) {
+        check_block(c, blk, &c->lists[0]);
+        return c->good[blk];
+    }
+    pthread_mutex_lock(&c->mu);
+    while (c->good[blk] < 0) pthread_cond_wait(&c->cv, &c->mu);
+    int64_t g = c->good[blk];
+    pthread_mutex_unlock(&c->mu);
+    return g;
 }
 
 static int cmp_warning(const void *x, const void *y)
@@ -867,58 +911,27 @@ static int cmp_warning(const void *x, const void *y)
     return (a->order > b->order) - (a->order < b->order);
 }
 
-typedef struct plaus_run {
-    plaus_job *jobs;
-    pthread_t *threads;
-    int nthreads;
-    int64_t next;
-} plaus_run;
-
-/* Starts the plausibility checks of structures [0, n) of the batch on `threads` threads;
- * with too few structures to be worth a thread, runs them here and now. */
-static void plausibility_start(plaus_run *run, const h5ml_batch *b, const int64_t *off, int64_t n, int64_t first_index,
-                               int threads)
+/* Issues the warnings of structures before `end` (absolute index) in structure order. */
+static void issue_warnings(h5ml_writer *w, warn_list *lists, int nlists, int64_t end)
 {
-    memset(run, 0, sizeof *run);
-    if (n < 1024) threads = 0;
-    run->jobs = calloc((size_t)(threads > 0 ? threads : 1), sizeof *run->jobs);
-    run->threads = calloc((size_t)(threads > 0 ? threads : 1), sizeof *run->threads);
-    if (run->jobs == NULL || run->threads == NULL) threads = 0;
-    for (int t = 0; t < (threads > 0 ? threads : 1) && run->jobs; t++)
-        run->jobs[t] = (plaus_job){ .b = b, .off = off, .n = n, .first_index = first_index, .next = &run->next };
-    for (int t = 0; t < threads; t++) {
-        if (pthread_create(&run->threads[t], NULL, plausibility_worker, &run->jobs[t]) != 0) break;
-        run->nthreads++;
-    }
-    if (run->nthreads == 0 && run->jobs) plausibility_worker(&run->jobs[0]);
-}
-
-/* Waits for the checks and issues their warnings in structure order. */
-static void plausibility_finish(h5ml_writer *w, plaus_run *run)
-{
-    for (int t = 0; t < run->nthreads; t++) pthread_join(run->threads[t], NULL);
-    int njobs = run->nthreads > 0 ? run->nthreads : 1;
     size_t total = 0;
-    for (int t = 0; t < njobs && run->jobs; t++) total += run->jobs[t].nheld;
+    for (int t = 0; t < nlists; t++) total += lists[t].n;
     held_warning *all = total ? malloc(sizeof *all * total) : NULL;
     size_t k = 0;
-    for (int t = 0; t < njobs && run->jobs; t++) {
-        if (all) memcpy(all + k, run->jobs[t].held, sizeof *all * run->jobs[t].nheld);
-        else
-            for (size_t i = 0; i < run->jobs[t].nheld; i++) free(run->jobs[t].held[i].msg);
-        k += run->jobs[t].nheld;
-        free(run->jobs[t].held);
-    }
-    if (all) {
-        qsort(all, total, sizeof *all, cmp_warning);
-        for (size_t i = 0; i < total; i++) {
-            h5ml__warn(&w->base, "%s", all[i].msg);
-            free(all[i].msg);
+    for (int t = 0; t < nlists; t++) {
+        for (size_t i = 0; i < lists[t].n; i++) {
+            if (all) all[k++] = lists[t].v[i];
+            else free(lists[t].v[i].msg);
         }
-        free(all);
+        free(lists[t].v);
     }
-    free(run->jobs);
-    free(run->threads);
+    if (all == NULL) return;
+    qsort(all, k, sizeof *all, cmp_warning);
+    for (size_t i = 0; i < k; i++) {
+        if (all[i].index < end) h5ml__warn(&w->base, "%s", all[i].msg);
+        free(all[i].msg);
+    }
+    free(all);
 }
 
 /* Appends rows produced `per` at a time by fill(ctx, first, count, buf) to column c. */
@@ -946,7 +959,7 @@ static void fill_splits(const void *ctx, int64_t first, int64_t count, void *buf
 {
     const gen_ctx *g = ctx;
     int64_t *out = buf;
-    for (int64_t i = 0; i < count; i++) out[i] = g->m0 + g->off[first + i + 1];
+    for (int64_t i = 0; i < count; i++) out[i] = g->m0 + g->off[first + i + 1] - g->off[0];
 }
 
 static void fill_cells(const void *ctx, int64_t first, int64_t count, void *buf)
@@ -1002,7 +1015,7 @@ static int append_forces_and_stats(h5ml_writer *w, const h5ml_batch *b, const in
             w->f32 = p;
             w->f32_cap = na;
         }
-        const double *f = b->forces + 3 * off[k];
+        const double *f = b->forces + 3 * (off[k] - off[0]);
         for (int64_t i = 0; i < 3 * na; i++) w->f32[i] = (float)f[i];
         if (h5ml__col_append(&w->col[COL_FORCES], &w->sink, w->f32, na) < 0)
             return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot write %s", w->path, h5ml__cols[COL_FORCES].path);
@@ -1010,18 +1023,19 @@ static int append_forces_and_stats(h5ml_writer *w, const h5ml_batch *b, const in
             uint8_t pbc[3] = { 0, 0, 0 };
             if (b->pbc) memcpy(pbc, b->pbc + 3 * s, 3);
             int has_stress = b->stress && (!b->stress_mask || b->stress_mask[s]);
-            h5ml__stats_add(&w->stats, b->natoms[s], b->numbers + off[s], b->energies[s], NULL, w->f32 + 3 * (off[s] - off[k]),
-                            has_stress, pbc);
+            h5ml__stats_add(&w->stats, b->natoms[s], b->numbers + (off[s] - off[0]), b->energies[s], NULL,
+                            w->f32 + 3 * (off[s] - off[k]), has_stress, pbc);
         }
         k = end;
     }
     return H5ML_OK;
 }
 
-/* Appends structures [0, n) of the batch (all checked) column by column. */
+/* Appends structures [0, n) of the batch (all checked) column by column; `off` holds their
+ * atom offsets (off[0] need not be 0: b may be a view into a larger batch). */
 static int append_batch(h5ml_writer *w, const h5ml_batch *b, const int64_t *off, int64_t n)
 {
-    int64_t atoms = off[n];
+    int64_t atoms = off[n] - off[0];
     gen_ctx g = { b, off, w->m, w->n };
     colsink *sk = &w->sink;
     int e = 0;
@@ -1051,6 +1065,76 @@ static int append_batch(h5ml_writer *w, const h5ml_batch *b, const int64_t *off,
     return H5ML_OK;
 }
 
+/* Structures [s, e) of b as a batch of their own (off stays the caller's). */
+static h5ml_batch batch_view(const h5ml_batch *b, const int64_t *off, int64_t s, int64_t e)
+{
+    int64_t a = off[s];
+    return (h5ml_batch){
+        .count = e - s,
+        .natoms = b->natoms + s,
+        .numbers = b->numbers ? b->numbers + a : NULL,
+        .positions = b->positions ? b->positions + 3 * a : NULL,
+        .cells = b->cells ? b->cells + 9 * s : NULL,
+        .pbc = b->pbc ? b->pbc + 3 * s : NULL,
+        .energies = b->energies + s,
+        .forces = b->forces ? b->forces + 3 * a : NULL,
+        .stress = b->stress ? b->stress + 6 * s : NULL,
+        .stress_mask = b->stress_mask ? b->stress_mask + s : NULL,
+        .info_json = b->info_json ? b->info_json + s : NULL,
+    };
+}
+
+/* Checks (on workers) and writes (here) structures [0, n); returns the end of the accepted
+ * ones through *good. */
+static int check_and_write(h5ml_writer *w, const h5ml_batch *b, const int64_t *off, int64_t n, int64_t *good)
+{
+    enum { BLOCK = 4096 };
+    checker c = { .b = b, .off = off, .n = n, .first_index = w->n, .block = BLOCK, .validate = opt(w, H5ML_OPT_VALIDATE) > 0 };
+    c.nblocks = (n + BLOCK - 1) / BLOCK;
+    int64_t threads = opt(w, H5ML_OPT_THREADS);
+    int workers = (int)(threads ? threads : h5ml__default_threads());
+    if (!c.validate || c.nblocks < 2) workers = 0; /* nothing to overlap */
+    c.good = malloc(sizeof *c.good * (size_t)(c.nblocks ? c.nblocks : 1));
+    c.lists = calloc((size_t)(workers ? workers : 1), sizeof *c.lists);
+    worker_arg *args = calloc((size_t)(workers ? workers : 1), sizeof *args);
+    pthread_t *tid = calloc((size_t)(workers ? workers : 1), sizeof *tid);
+    if (!c.good || !c.lists || !args || !tid) {
+        free(c.good);
+        free(c.lists);
+        free(args);
+        free(tid);
+        return h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
+    }
+    for (int64_t k = 0; k < c.nblocks; k++) c.good[k] = -1;
+    pthread_mutex_init(&c.mu, NULL);
+    pthread_cond_init(&c.cv, NULL);
+    int started = 0;
+    for (int t = 0; t < workers; t++) {
+        args[t] = (worker_arg){ &c, t };
+        if (pthread_create(&tid[t], NULL, check_worker, &args[t]) != 0) break;
+        started++;
+    }
+    int rc = H5ML_OK;
+    *good = 0;
+    for (int64_t blk = 0; blk < c.nblocks && rc == H5ML_OK; blk++) {
+        int64_t s = blk * BLOCK, end = wait_block(&c, blk, started);
+        h5ml_batch view = batch_view(b, off, s, end);
+        rc = append_batch(w, &view, off + s, end - s);
+        if (rc == H5ML_OK) *good = end;
+        if (end < (s + BLOCK < n ? s + BLOCK : n)) break; /* a structure of this block was rejected */
+    }
+    __atomic_store_n(&c.stop, true, __ATOMIC_RELAXED);
+    for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
+    issue_warnings(w, c.lists, started ? started : 1, w->n);
+    pthread_mutex_destroy(&c.mu);
+    pthread_cond_destroy(&c.cv);
+    free(c.good);
+    free(c.lists);
+    free(args);
+    free(tid);
+    return rc;
+}
+
 static int add_batch(h5ml_writer *w, const h5ml_batch *b)
 {
     if (!w->is_open) {
@@ -1061,37 +1145,24 @@ static int add_batch(h5ml_writer *w, const h5ml_batch *b)
     int64_t n = b->count;
     int64_t *off = malloc(sizeof *off * (size_t)(n + 1));
     if (off == NULL) return h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
-    int64_t neg = n;
+    int64_t neg = n; /* the first structure with a negative atom count */
     off[0] = 0;
     for (int64_t k = 0; k < n; k++) {
         if (b->natoms[k] < 0 && neg == n) neg = k;
         off[k + 1] = off[k] + (k < neg ? b->natoms[k] : 0);
     }
     int rc = H5ML_OK;
+    int64_t good = 0;
     if (off[neg] > 0 && (!b->numbers || !b->positions || !b->forces))
         rc = h5ml__fail(&w->base, H5ML_ERR_ARG, "batch arrays missing (numbers, positions and forces are required)");
-    bool validate = opt(w, H5ML_OPT_VALIDATE) > 0;
-    int64_t good = neg;
-    if (rc == H5ML_OK && validate) {
-        h5ml_batch head = *b;
-        head.count = neg;
-        good = first_rejected(w, &head, off);
-    }
-    plaus_run run;
-    bool checking = rc == H5ML_OK && validate;
-    if (checking) {
-        int64_t threads = opt(w, H5ML_OPT_THREADS);
-        plausibility_start(&run, b, off, good, w->n, (int)(threads ? threads : h5ml__default_threads()));
-    }
-    if (rc == H5ML_OK) rc = append_batch(w, b, off, good);
-    if (checking) plausibility_finish(w, &run);
+    if (rc == H5ML_OK) rc = check_and_write(w, b, off, neg, &good);
     if (rc == H5ML_OK && good < n) {
         char msg[256] = "";
         if (good == neg) {
             snprintf(msg, sizeof msg, "Invalid number of atoms: %lld", (long long)b->natoms[good]);
         } else {
-            h5ml_structure s = batch_structure(b, off, good);
-            if (h5ml__validate(&s, msg, sizeof msg) == H5ML_OK && check_info_json(w, s.info_json) != H5ML_OK)
+            h5ml_structure st = batch_structure(b, off, good);
+            if (h5ml__validate(&st, msg, sizeof msg) == H5ML_OK && check_info_json(w, st.info_json) != H5ML_OK)
                 snprintf(msg, sizeof msg, "%.200s", w->base.msg);
         }
         rc = h5ml__fail(&w->base, H5ML_ERR_VALUE, "%s (structure %lld of the batch)", msg, (long long)good);
