@@ -8,6 +8,7 @@
  *   3. Atomistic reader                     h5ml_reader_*
  *   4. Extended XYZ reader and writer       h5ml_xyz_reader_*, h5ml_xyz_writer_*
  *   5. Whole-file operations                convert, export, verify, diff, merge, summary
+ *   6. Signal datasets                      h5ml_sigwriter_*, h5ml_sigreader_*, h5ml_signals_*
  *
  * Conventions that hold everywhere:
  *
@@ -474,6 +475,239 @@ H5ML_API int h5ml_summarize(h5ml_reader *r, h5ml_summary *out, h5ml_progress_fn 
 
 /* Chemical symbol of atomic number z (0 = "X"), NULL outside 0..118. Thread-safe. */
 H5ML_API const char *h5ml_symbol(int z);
+
+/* ======================================================================================
+ * 6. Signal datasets
+ *
+ * Fixed-length signals (vibration records, say) with integer labels and optional JSON
+ * metadata, in the layouts of the original CacheManager (format "h5ml-signals", "1.0"):
+ *
+ *   Flat file
+ *     /signals          float32 (N, L)   chunked by whole signals; gzip 4 + shuffle by default
+ *     /labels           int64   (N,)     unfiltered
+ *     /metadata         string  (N,)     optional: one JSON object per signal (UTF-8)
+ *     root attributes   cache_name, num_signals, signal_length, cached_at (ISO 8601),
+ *                       compression ("gzip", "lzf", "none"), compression_level, format,
+ *                       format_version, h5ml_version; class_names and num_classes when
+ *                       the classes are named
+ *
+ *   Split file: groups /train, /val, /test, each with
+ *     signals, labels, metadata (as above), indices (int64: each sample's index in the
+ *     data set before splitting) and attribute num_samples;
+ *     root attributes as above plus split_ratios (float64[3]), stratified (bool),
+ *     random_seed (int64); a generated file adds num_classes, sampling_rate,
+ *     generation_date and rng_seed.
+ *
+ * Files of the original Python tools (same names, h5py-made, attributes possibly missing)
+ * are read too.
+ * ====================================================================================== */
+
+typedef struct h5ml_sigwriter h5ml_sigwriter;
+
+typedef enum h5ml_sig_layout {
+    H5ML_SIG_FLAT = 0,  /* /signals, /labels, /metadata at the root */
+    H5ML_SIG_SPLIT = 1  /* /train, /val, /test groups */
+} h5ml_sig_layout;
+
+/* The splits of a split file, by number. */
+enum { H5ML_TRAIN = 0, H5ML_VAL = 1, H5ML_TEST = 2, H5ML_NO_SPLIT = -1 };
+
+/* Signal writer options (h5ml_sigwriter_set, before create/append; 0 = default). */
+typedef enum h5ml_sig_option {
+    H5ML_SIG_COMPRESSION = 1,  /* h5ml_compression; default gzip                          */
+    H5ML_SIG_LEVEL,            /* gzip level 1..9; default 4                               */
+    H5ML_SIG_SHUFFLE,          /* 1 on (default), -1 off                                   */
+    H5ML_SIG_CHUNK_ROWS,       /* signals per chunk; default: about 256 KiB of them, >= 1   */
+    H5ML_SIG_THREADS,          /* compression threads; default one per core                */
+    H5ML_SIG_ALLOW_NONFINITE,  /* 1: accept NaN/Inf samples; default -1: reject them       */
+    H5ML_SIG_NUM_CLASSES,      /* labels must lie in [0, n); default 0: any label          */
+    H5ML_SIG__COUNT
+} h5ml_sig_option;
+
+H5ML_API h5ml_sigwriter *h5ml_sigwriter_new(void);
+H5ML_API int h5ml_sigwriter_set(h5ml_sigwriter *w, h5ml_sig_option opt, int64_t value);
+
+/* Creates a cache of signals of `length` samples. The file is built under a temporary name
+ * (PATH.h5ml-PID.tmp) and appears at `path` (replacing a file there) only when finalized,
+ * so a failed or interrupted run leaves no half-written file. `cache_name` may be NULL (the
+ * file name without extension is used). Errors: ERR_ARG (length < 1), ERR_IO. */
+H5ML_API int h5ml_sigwriter_create(h5ml_sigwriter *w, const char *path, h5ml_sig_layout layout, int64_t length,
+                                   const char *cache_name);
+
+/* Opens an existing flat cache to add signals to it (its compression and chunking kept);
+ * a failure rolls the file back to its length at open. ERR_SCHEMA for a split file. */
+H5ML_API int h5ml_sigwriter_append(h5ml_sigwriter *w, const char *path);
+
+/* Adds `count` signals (count x length samples, row-major) with their labels to the flat
+ * file (split = H5ML_NO_SPLIT) or to a split (H5ML_TRAIN, H5ML_VAL, H5ML_TEST). `meta` (may
+ * be NULL; entries may be NULL) holds one JSON object per signal; `indices` (split files;
+ * may be NULL = the running count) the signals' indices before splitting. Checked first,
+ * nothing written on error (ERR_VALUE): "signal 3 of the batch: sample 17 is NaN", "label
+ * 12 of signal 3 is outside the 11 classes [0, 11)", metadata that is not a JSON object. */
+H5ML_API int h5ml_sigwriter_add(h5ml_sigwriter *w, int split, int64_t count, const float *signals,
+                                const int64_t *labels, const char *const *meta, const int64_t *indices);
+/* The same with float64 samples (converted to the stored float32). */
+H5ML_API int h5ml_sigwriter_add_f64(h5ml_sigwriter *w, int split, int64_t count, const double *signals,
+                                    const int64_t *labels, const char *const *meta, const int64_t *indices);
+
+/* Root attributes written at finalize (a key set twice keeps the last value; h5ml's own
+ * names such as num_signals are refused with ERR_ARG unless the layout defines them as
+ * caller-set: split_ratios, stratified, random_seed, num_classes, sampling_rate,
+ * generation_date, rng_seed, cache_name). */
+H5ML_API int h5ml_sigwriter_attr_string(h5ml_sigwriter *w, const char *key, const char *value);
+H5ML_API int h5ml_sigwriter_attr_int(h5ml_sigwriter *w, const char *key, int64_t value);
+H5ML_API int h5ml_sigwriter_attr_double(h5ml_sigwriter *w, const char *key, double value);
+H5ML_API int h5ml_sigwriter_attr_bool(h5ml_sigwriter *w, const char *key, int value);
+H5ML_API int h5ml_sigwriter_attr_doubles(h5ml_sigwriter *w, const char *key, const double *v, size_t n);
+/* Names of the classes (label k is names[k]): the class_names attribute, and num_classes. */
+H5ML_API int h5ml_sigwriter_class_names(h5ml_sigwriter *w, const char *const *names, int n);
+
+/* Writes everything, the attributes (num_signals, num_samples per split, ...) and moves
+ * the file into place. A second call only warns. */
+H5ML_API int h5ml_sigwriter_finalize(h5ml_sigwriter *w);
+/* Discards the file being made (or cuts an appended file back). */
+H5ML_API int h5ml_sigwriter_rollback(h5ml_sigwriter *w);
+/* Finalizes if needed, closes, frees. NULL is a no-op. */
+H5ML_API int h5ml_sigwriter_close(h5ml_sigwriter *w);
+
+typedef struct h5ml_sigwriter_stats {
+    int64_t count[3];   /* signals per split (count[0] for a flat file) */
+    int64_t total;
+    int64_t length;
+} h5ml_sigwriter_stats;
+H5ML_API void h5ml_sigwriter_get_stats(const h5ml_sigwriter *w, h5ml_sigwriter_stats *out);
+
+typedef struct h5ml_sigreader h5ml_sigreader;
+
+/* Reader options (h5ml_sigreader_set, before or after open). */
+typedef enum h5ml_sigr_option {
+    H5ML_SIGR_CACHE = 1,   /* LRU cache of decoded signals, capacity in signals; default 0 */
+    H5ML_SIGR_PREFETCH,    /* read this many consecutive signals at once and keep them
+                              (chunked prefetch); default 0 = off                           */
+    H5ML_SIGR_THREADS,     /* decompression threads for batch reads; default one per core  */
+    H5ML_SIGR__COUNT
+} h5ml_sigr_option;
+
+H5ML_API h5ml_sigreader *h5ml_sigreader_new(void);
+H5ML_API int h5ml_sigreader_set(h5ml_sigreader *r, h5ml_sigr_option opt, int64_t value);
+
+/* Opens `path` and the split `split` ("train", "val", "test"; NULL or "" for a flat file).
+ * Errors: ERR_IO / ERR_SCHEMA naming the file, ERR_NOTFOUND "Split 'X' not found.
+ * Available: ['train', 'val', 'test']" (the file's top-level names), ERR_ARG "FILE is split
+ * into train, val, test: name one" when split is NULL on a split file. Reopening on an open
+ * handle closes the previous file. A handle used in a forked child reopens the file there
+ * (HDF5 state is never shared across a fork). */
+H5ML_API int h5ml_sigreader_open(h5ml_sigreader *r, const char *path, const char *split);
+H5ML_API void h5ml_sigreader_close(h5ml_sigreader *r);
+
+H5ML_API int64_t h5ml_sigreader_count(const h5ml_sigreader *r);   /* N of the open split */
+H5ML_API int64_t h5ml_sigreader_length(const h5ml_sigreader *r);  /* L */
+/* The layout of the open file, and for a split file the number of signals in each split
+ * (-1 for a split the file does not have). */
+H5ML_API int h5ml_sigreader_layout(const h5ml_sigreader *r, int64_t split_counts[3]);
+
+/* Signal i into out[0..L) and its label into *label (either may be NULL). ERR_RANGE
+ * "Index 7 out of range [0, 5)". */
+H5ML_API int h5ml_sigreader_get(h5ml_sigreader *r, int64_t i, float *out, int64_t *label);
+/* Signals idx[0..n) in any order (repeats allowed) into out (n x L) and labels (n; either may
+ * be NULL). Each chunk involved is read and decompressed once, several on worker threads. */
+H5ML_API int h5ml_sigreader_read(h5ml_sigreader *r, const int64_t *idx, int64_t n, float *out, int64_t *labels);
+/* Signals [start, start+count). */
+H5ML_API int h5ml_sigreader_read_range(h5ml_sigreader *r, int64_t start, int64_t count, float *out,
+                                       int64_t *labels);
+/* All N labels; all N indices before splitting (0..N-1 for a flat file). */
+H5ML_API int h5ml_sigreader_labels(h5ml_sigreader *r, int64_t *out);
+H5ML_API int h5ml_sigreader_indices(h5ml_sigreader *r, int64_t *out);
+/* Whether the open split has per-signal metadata; signal i's metadata as a new JSON string
+ * (h5ml_free), or *json = NULL when it has none. */
+H5ML_API int h5ml_sigreader_has_metadata(const h5ml_sigreader *r);
+H5ML_API int h5ml_sigreader_metadata(h5ml_sigreader *r, int64_t i, char **json);
+/* The root attributes as one JSON object (h5ml_free). */
+H5ML_API int h5ml_sigreader_attrs(h5ml_sigreader *r, char **json);
+
+/* Cache counters of the reader (hits and misses of the LRU and prefetch block). */
+typedef struct h5ml_sigreader_stats { int64_t hits, misses, chunks_read; } h5ml_sigreader_stats;
+H5ML_API void h5ml_sigreader_get_stats(const h5ml_sigreader *r, h5ml_sigreader_stats *out);
+
+/* ---- whole-file operations on signal caches ---- */
+
+/* The vibration simulator: a rotating machine at a nominal speed (+-10 % per signal) with
+ * the signature of one of the 11 fault classes (labels 0..10: sain, desalignement,
+ * desequilibre, jeu, lubrification, cavitation, usure, oilwhirl, mixed_misalign_imbalance,
+ * mixed_wear_lube, mixed_cavit_jeu) and noise. Every signal is a function of (seed, class,
+ * index) only. */
+typedef struct h5ml_siggen_options {
+    int64_t per_class;  /* signals per class; default 100                        */
+    int64_t length;     /* samples per signal; default 102400 (5 s at 20480 Hz)   */
+    double rate;        /* sampling rate in Hz; default 20480                     */
+    double speed_hz;    /* nominal shaft speed in Hz; default 60                  */
+    uint64_t seed;      /* generator and split seed; default 42 (0 = default)      */
+    double ratios[3];   /* train/val/test; default 0.7/0.15/0.15 (all 0 = default) */
+} h5ml_siggen_options;
+
+/* Writes a generated split file (stratified) through `w` (options set, not yet created):
+ * signals, labels, per-signal metadata {fault, label, severity, speed_hz, speed_rpm, load,
+ * seed, index}, and the generator's attributes. Memory stays bounded by a few signals per
+ * thread. `progress` gets signals written of the total. */
+H5ML_API int h5ml_signals_generate(h5ml_sigwriter *w, const char *path, const h5ml_siggen_options *o,
+                                   h5ml_progress_fn progress, void *user);
+
+typedef struct h5ml_import_options {
+    const char *var;    /* variable holding the signal; NULL: the largest real numeric vector */
+    int truncate;       /* unequal lengths: cut every signal to the shortest           */
+    int pad;            /* unequal lengths: pad every signal with zeros to the longest */
+    int flat;           /* write a flat cache instead of a split one                   */
+    int no_stratify;    /* split without stratifying                                   */
+    uint64_t seed;      /* split seed; default 42                                      */
+    double ratios[3];   /* default 0.7/0.15/0.15                                       */
+} h5ml_import_options;
+
+/* Imports a directory of MATLAB files, one sub-directory per class (the SPEC's fault names
+ * give their labels; other names are numbered in sorted order), .mat v4/v5/v7.3 read with
+ * libmatio. Unequal lengths are an error naming both files unless truncate or pad. */
+H5ML_API int h5ml_signals_import(h5ml_sigwriter *w, const char *dir, const char *path,
+                                 const h5ml_import_options *o, h5ml_progress_fn progress, void *user);
+
+/* Splits the flat cache `in` into the split file `out`: ratios summing to 1, stratified by
+ * label or not, reproducible from `seed` on every machine. Each split keeps its signals'
+ * metadata and original indices. */
+H5ML_API int h5ml_signals_split(h5ml_sigwriter *w, const char *in, const char *out, const double ratios[3],
+                                int stratify, uint64_t seed, h5ml_progress_fn progress, void *user);
+
+/* Every integrity check of a signal file (all splits): names, dtypes and shapes, lengths
+ * that agree, num_signals / num_samples attributes, finite samples, labels within
+ * num_classes, metadata that parses as JSON objects, indices forming a permutation of
+ * 0..num_signals-1 across the splits. `r` need not be open; problems are reported as for
+ * h5ml_verify. Returns H5ML_OK, ERR_CHECK, or an error. */
+H5ML_API int h5ml_signals_verify(h5ml_sigreader *r, const char *path, h5ml_report_fn report, void *user);
+
+/* Summary of a signal file computed from the data (all splits). */
+typedef struct h5ml_sigsummary {
+    int layout;                     /* H5ML_SIG_FLAT or H5ML_SIG_SPLIT                      */
+    int64_t length, total;          /* signal length, signals in the file                  */
+    int64_t count[3];               /* signals per split (count[0]: flat file); -1 absent  */
+    int64_t class_counts[3][256];   /* per split, per label 0..255                         */
+    int64_t other_labels[3];        /* labels outside 0..255                               */
+    int64_t num_classes;            /* the num_classes attribute, else 1 + the largest label */
+    double min, max, mean, std, rms;/* over every sample of every signal                   */
+    int64_t nonfinite;              /* NaN or Inf samples                                  */
+    int has_metadata;
+    int64_t bytes_file, bytes_raw, bytes_stored; /* file size; signals raw / stored       */
+    char compression[16];           /* of the signals: "gzip", "lzf", "none", or "other"  */
+    int compression_level, shuffle;
+} h5ml_sigsummary;
+
+/* Reads every signal of `path` (in blocks, bounded memory) and fills *out. `r` need not be
+ * open; errors are reported on it. `progress` gets signals read of the total. */
+H5ML_API int h5ml_signals_summarize(h5ml_sigreader *r, const char *path, h5ml_sigsummary *out,
+                                    h5ml_progress_fn progress, void *user);
+
+/* Whether `path` holds a signal cache (flat or split) rather than an atomistic dataset. */
+H5ML_API int h5ml_is_signal_file(const char *path);
+
+/* Exact comparison of every dataset and of the count attributes of two HDF5 files of any
+ * layout; the first difference is the message on `r` (which need not be open). */
+H5ML_API int h5ml_diff_files(h5ml_sigreader *r, const char *a, const char *b);
 
 #ifdef __cplusplus
 }

@@ -439,87 +439,6 @@ int h5ml_reader_get(h5ml_reader *r, int64_t i, h5ml_frame *f)
 
 /* ---- /metadata as JSON ------------------------------------------------------------------ */
 
-static json_t *number_json(hid_t a, hid_t t, hid_t s)
-{
-    hssize_t n = H5Sget_simple_extent_npoints(s);
-    int rank = H5Sget_simple_extent_ndims(s);
-    H5T_class_t c = H5Tget_class(t);
-    if (n < 0) return json_null();
-    bool is_bool = c == H5T_ENUM && h5ml__is_bool_type(t);
-    if (c == H5T_ENUM && !is_bool) return json_null();
-    void *buf = malloc(8 * (size_t)(n ? n : 1));
-    if (buf == NULL) return json_null();
-    hid_t mt = c == H5T_FLOAT ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64;
-    if (is_bool) mt = H5T_NATIVE_INT8;
-    json_t *arr = json_array();
-    if (n > 0 && H5Aread(a, mt, buf) >= 0) {
-        for (hssize_t k = 0; k < n; k++) {
-            json_t *v;
-            if (is_bool) v = json_boolean(((int8_t *)buf)[k]);
-            else if (c == H5T_FLOAT) v = isfinite(((double *)buf)[k]) ? json_real(((double *)buf)[k]) : json_null();
-            else v = json_integer(((int64_t *)buf)[k]);
-            json_array_append_new(arr, v);
-        }
-    }
-    free(buf);
-    if (rank == 0 && json_array_size(arr) == 1) {
-        json_t *v = json_incref(json_array_get(arr, 0));
-        json_decref(arr);
-        return v;
-    }
-    return arr;
-}
-
-static json_t *string_json(hid_t a, hid_t t, hid_t s)
-{
-    hssize_t n = H5Sget_simple_extent_npoints(s);
-    int rank = H5Sget_simple_extent_ndims(s);
-    json_t *arr = json_array();
-    if (n <= 0) return arr;
-    if (H5Tis_variable_str(t) > 0) {
-        char **v = calloc((size_t)n, sizeof *v);
-        hid_t mt = h5ml__vlen_str_type();
-        if (v && H5Aread(a, mt, v) >= 0) {
-            for (hssize_t k = 0; k < n; k++) json_array_append_new(arr, json_string(v[k] ? v[k] : ""));
-            H5Dvlen_reclaim(mt, s, H5P_DEFAULT, v);
-        }
-        H5Tclose(mt);
-        free(v);
-    } else {
-        size_t len = H5Tget_size(t);
-        char *v = calloc((size_t)n, len + 1), *one = malloc(len + 1);
-        if (v && one && H5Aread(a, t, v) >= 0)
-            for (hssize_t k = 0; k < n; k++) {
-                memcpy(one, v + (size_t)k * len, len);
-                one[len] = 0;
-                json_array_append_new(arr, json_string(one));
-            }
-        free(v);
-        free(one);
-    }
-    if (rank == 0 && json_array_size(arr) == 1) {
-        json_t *x = json_incref(json_array_get(arr, 0));
-        json_decref(arr);
-        return x;
-    }
-    return arr;
-}
-
-static herr_t attr_cb(hid_t loc, const char *name, const H5A_info_t *info, void *data)
-{
-    (void)info;
-    json_t *obj = data;
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    if (a < 0) return 0;
-    hid_t t = H5Aget_type(a), s = H5Aget_space(a);
-    json_t *v = H5Tget_class(t) == H5T_STRING ? string_json(a, t, s) : number_json(a, t, s);
-    json_object_set_new(obj, name, v);
-    H5Sclose(s);
-    H5Tclose(t);
-    H5Aclose(a);
-    return 0;
-}
-
 int h5ml_reader_metadata(h5ml_reader *r, char **json)
 {
     if (r == NULL || json == NULL) return H5ML_ERR_ARG;
@@ -527,23 +446,11 @@ int h5ml_reader_metadata(h5ml_reader *r, char **json)
     if (r->file < 0) return h5ml__fail(&r->base, H5ML_ERR_STATE, "the reader is not open");
     h5ml_h5quiet q;
     h5ml__h5_quiet(&q);
-    json_t *obj = json_object();
-    if (H5Lexists(r->file, "metadata", H5P_DEFAULT) > 0) {
-        hid_t g = H5Gopen2(r->file, "metadata", H5P_DEFAULT);
-        hsize_t idx = 0;
-        if (g >= 0) {
-            H5Aiterate2(g, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, attr_cb, obj);
-            H5Eclear2(H5E_DEFAULT);
-            if (json_object_size(obj) == 0) {
-                idx = 0;
-                H5Aiterate2(g, H5_INDEX_NAME, H5_ITER_INC, &idx, attr_cb, obj);
-            }
-            H5Gclose(g);
-        }
-    }
+    hid_t g = H5Lexists(r->file, "metadata", H5P_DEFAULT) > 0 ? H5Gopen2(r->file, "metadata", H5P_DEFAULT) : H5I_INVALID_HID;
+    *json = g >= 0 ? h5ml__attrs_json(g) : strdup("{}");
+    if (g >= 0) H5Gclose(g);
+    H5Eclear2(H5E_DEFAULT);
     h5ml__h5_restore(&q);
-    *json = json_dumps(obj, JSON_COMPACT);
-    json_decref(obj);
     if (*json == NULL) return h5ml__fail(&r->base, H5ML_ERR_NOMEM, "out of memory");
     return h5ml__ok(&r->base);
 }

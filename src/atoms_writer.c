@@ -17,18 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef enum { META_STR, META_INT, META_DOUBLE, META_BOOL, META_INTS, META_DOUBLES } meta_kind;
-
-typedef struct meta_entry {
-    char *key;
-    meta_kind kind;
-    char *s;
-    int64_t i;
-    double d;
-    void *arr;
-    size_t n;
-} meta_entry;
-
 struct h5ml_writer {
     h5ml_base base;
     int64_t opt[H5ML_OPT__COUNT];
@@ -53,8 +41,7 @@ struct h5ml_writer {
     bool is_open, finalized, created, swmr;
     double last_ckpt;
     int64_t added, checkpoints, dropped;
-    meta_entry *meta;
-    size_t nmeta;
+    h5ml_attrlist meta;   /* the caller's extra /metadata attributes */
     /* per-add scratch */
     float *f32;
     int64_t f32_cap;
@@ -302,16 +289,11 @@ static int start_swmr(h5ml_writer *w)
     return H5ML_OK;
 }
 
-/* Renames the file built under tmp_path to path. Over an existing file, the two names are
- * exchanged and the old file then removed: as atomic as a rename, but ext4 forces the whole
- * new file to disk on a rename over another file ("auto_da_alloc"), not on an exchange. */
+/* Moves the file built under tmp_path to path (see h5ml__move_into_place). */
 static int move_into_place(h5ml_writer *w)
 {
-    if (w->replacing && renameat2(AT_FDCWD, w->tmp_path, AT_FDCWD, w->path, RENAME_EXCHANGE) == 0) {
-        unlink(w->tmp_path); /* now the old file */
-    } else if (rename(w->tmp_path, w->path) < 0) {
+    if (h5ml__move_into_place(w->tmp_path, w->path, w->replacing) < 0)
         return h5ml__fail(&w->base, H5ML_ERR_IO, "%s: cannot create: %s", w->path, strerror(errno));
-    }
     free(w->tmp_path);
     w->tmp_path = NULL;
     return H5ML_OK;
@@ -328,10 +310,8 @@ static int open_create(h5ml_writer *w)
     w->replacing = w->lock_fd >= 0;
     w->old_lock_fd = w->lock_fd;
     w->lock_fd = -1;
-    size_t n = strlen(w->path) + 32;
-    w->tmp_path = malloc(n);
+    w->tmp_path = h5ml__tmp_name(w->path);
     if (w->tmp_path == NULL) return h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
-    snprintf(w->tmp_path, n, "%s.h5ml-%d.tmp", w->path, (int)getpid());
     rc = lock_path(w, w->tmp_path, true);
     if (rc) return rc;
     hid_t fapl = h5ml__fapl_safe();
@@ -1224,70 +1204,50 @@ int h5ml_writer_checkpoint(h5ml_writer *w)
     return rc;
 }
 
-static int meta_reject(h5ml_writer *w, meta_entry *e)
-{
-    free(e->s);
-    free(e->arr);
-    if (w->base.code == H5ML_OK) h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
-    return w->base.code;
-}
-
-static int meta_put(h5ml_writer *w, const char *key, meta_entry *e)
+/* Checks a caller's /metadata key: not empty, no '/', not one of h5ml's own. */
+static int meta_key_ok(h5ml_writer *w, const char *key)
 {
     h5ml__ok(&w->base);
-    if (key == NULL || !*key || strchr(key, '/')) {
-        h5ml__fail(&w->base, H5ML_ERR_ARG, "invalid metadata key '%s' (empty or contains '/')", key ? key : "");
-        return meta_reject(w, e);
-    }
+    if (key == NULL || !*key || strchr(key, '/'))
+        return h5ml__fail(&w->base, H5ML_ERR_ARG, "invalid metadata key '%s' (empty or contains '/')", key ? key : "");
     for (const char *const *r = reserved_keys; *r; r++)
-        if (strcmp(*r, key) == 0) {
-            h5ml__fail(&w->base, H5ML_ERR_ARG, "metadata key '%s' is reserved for h5ml's own attributes", key);
-            return meta_reject(w, e);
-        }
-    if (w->finalized) {
-        h5ml__fail(&w->base, H5ML_ERR_STATE, "metadata must be set before finalize()");
-        return meta_reject(w, e);
-    }
-    if (e->kind == META_STR && e->s == NULL) return meta_reject(w, e);
-    e->key = strdup(key);
-    meta_entry *p = realloc(w->meta, sizeof *p * (w->nmeta + 1));
-    if (e->key == NULL || p == NULL) {
-        free(e->key);
-        free(e->s);
-        free(e->arr);
-        return h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
-    }
-    w->meta = p;
-    w->meta[w->nmeta++] = *e;
-    return h5ml__ok(&w->base);
+        if (strcmp(*r, key) == 0)
+            return h5ml__fail(&w->base, H5ML_ERR_ARG, "metadata key '%s' is reserved for h5ml's own attributes", key);
+    if (w->finalized) return h5ml__fail(&w->base, H5ML_ERR_STATE, "metadata must be set before finalize()");
+    return H5ML_OK;
+}
+
+static int meta_stored(h5ml_writer *w, int stored)
+{
+    return stored == 0 ? h5ml__ok(&w->base) : h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
 }
 
 int h5ml_writer_meta_string(h5ml_writer *w, const char *key, const char *value)
 {
     if (w == NULL) return H5ML_ERR_ARG;
-    meta_entry e = { .kind = META_STR, .s = strdup(value ? value : "") };
-    return meta_put(w, key, &e);
+    int rc = meta_key_ok(w, key);
+    return rc ? rc : meta_stored(w, h5ml__attrs_str(&w->meta, key, value));
 }
 
 int h5ml_writer_meta_int(h5ml_writer *w, const char *key, int64_t value)
 {
     if (w == NULL) return H5ML_ERR_ARG;
-    meta_entry e = { .kind = META_INT, .i = value };
-    return meta_put(w, key, &e);
+    int rc = meta_key_ok(w, key);
+    return rc ? rc : meta_stored(w, h5ml__attrs_int(&w->meta, key, value));
 }
 
 int h5ml_writer_meta_double(h5ml_writer *w, const char *key, double value)
 {
     if (w == NULL) return H5ML_ERR_ARG;
-    meta_entry e = { .kind = META_DOUBLE, .d = value };
-    return meta_put(w, key, &e);
+    int rc = meta_key_ok(w, key);
+    return rc ? rc : meta_stored(w, h5ml__attrs_double(&w->meta, key, value));
 }
 
 int h5ml_writer_meta_bool(h5ml_writer *w, const char *key, int value)
 {
     if (w == NULL) return H5ML_ERR_ARG;
-    meta_entry e = { .kind = META_BOOL, .i = value ? 1 : 0 };
-    return meta_put(w, key, &e);
+    int rc = meta_key_ok(w, key);
+    return rc ? rc : meta_stored(w, h5ml__attrs_bool(&w->meta, key, value));
 }
 
 int h5ml_writer_meta_json(h5ml_writer *w, const char *key, const char *json)
@@ -1300,45 +1260,24 @@ int h5ml_writer_meta_json(h5ml_writer *w, const char *key, const char *json)
                           json ? err.text : "NULL");
     char *compact = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(v);
-    meta_entry e = { .kind = META_STR, .s = compact };
-    return meta_put(w, key, &e);
-}
-
-static int meta_array(h5ml_writer *w, const char *key, meta_kind kind, const void *v, size_t n, size_t elem)
-{
-    meta_entry e = { .kind = kind, .n = n, .arr = malloc(n * elem + 1) };
-    if (e.arr == NULL) return h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
-    if (n) memcpy(e.arr, v, n * elem);
-    return meta_put(w, key, &e);
+    int rc = meta_key_ok(w, key);
+    if (rc == H5ML_OK) rc = compact ? meta_stored(w, h5ml__attrs_str(&w->meta, key, compact)) : meta_stored(w, -1);
+    free(compact);
+    return rc;
 }
 
 int h5ml_writer_meta_doubles(h5ml_writer *w, const char *key, const double *v, size_t n)
 {
     if (w == NULL) return H5ML_ERR_ARG;
-    return meta_array(w, key, META_DOUBLES, v, n, sizeof *v);
+    int rc = meta_key_ok(w, key);
+    return rc ? rc : meta_stored(w, h5ml__attrs_doubles(&w->meta, key, v, n));
 }
 
 int h5ml_writer_meta_ints(h5ml_writer *w, const char *key, const int64_t *v, size_t n)
 {
     if (w == NULL) return H5ML_ERR_ARG;
-    return meta_array(w, key, META_INTS, v, n, sizeof *v);
-}
-
-static int write_extra_meta(h5ml_writer *w)
-{
-    int rc = 0;
-    for (size_t k = 0; k < w->nmeta; k++) {
-        const meta_entry *e = &w->meta[k];
-        switch (e->kind) {
-        case META_STR: rc |= h5ml__attr_str(w->g_meta, e->key, e->s); break;
-        case META_INT: rc |= h5ml__attr_i64(w->g_meta, e->key, e->i); break;
-        case META_DOUBLE: rc |= h5ml__attr_f64(w->g_meta, e->key, e->d); break;
-        case META_BOOL: rc |= h5ml__attr_bool(w->g_meta, e->key, (int)e->i); break;
-        case META_INTS: rc |= h5ml__attr_i64s(w->g_meta, e->key, e->arr, e->n); break;
-        case META_DOUBLES: rc |= h5ml__attr_f64s(w->g_meta, e->key, e->arr, e->n); break;
-        }
-    }
-    return rc;
+    int rc = meta_key_ok(w, key);
+    return rc ? rc : meta_stored(w, h5ml__attrs_ints(&w->meta, key, v, n));
 }
 
 static int finalize(h5ml_writer *w)
@@ -1349,7 +1288,7 @@ static int finalize(h5ml_writer *w)
     char ts[32];
     h5ml__iso8601(ts);
     if (h5ml__stats_write(w->g_meta, &w->stats) < 0 || h5ml__attr_str(w->g_meta, "updated", ts) < 0 ||
-        write_extra_meta(w) < 0 || h5ml__attr_bool(w->g_meta, "finalized", 1) < 0)
+        h5ml__attrs_write(w->g_meta, &w->meta) < 0 || h5ml__attr_bool(w->g_meta, "finalized", 1) < 0)
         return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot write /metadata", w->path);
     if (h5ml__safe_flush(w->file) < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot flush", w->path);
     return H5ML_OK;
@@ -1434,12 +1373,7 @@ int h5ml_writer_close(h5ml_writer *w)
     h5ml__h5_restore(&q);
     unlock(w);
     if (w->tmp_path) unlink(w->tmp_path);
-    for (size_t k = 0; k < w->nmeta; k++) {
-        free(w->meta[k].key);
-        free(w->meta[k].s);
-        free(w->meta[k].arr);
-    }
-    free(w->meta);
+    h5ml__attrs_free(&w->meta);
     free(w->f32);
     h5ml__sink_free(&w->sink);
     free(w->tmp_path);

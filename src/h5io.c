@@ -1,8 +1,13 @@
 /* Small HDF5 helpers: the schema's dataset table, types, attributes, row reads. */
+#define _GNU_SOURCE
 #include "internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const h5ml_coldef h5ml__cols[COL_COUNT] = {
     [COL_NUMBERS] = { "structures/atomic_numbers", 1, 1, 'i', 1 },
@@ -106,6 +111,14 @@ int h5ml__attr_str(hid_t loc, const char *name, const char *v)
 {
     hid_t t = h5ml__vlen_str_type();
     int rc = attr_scalar(loc, name, t, &v);
+    H5Tclose(t);
+    return rc;
+}
+
+int h5ml__attr_strs(hid_t loc, const char *name, const char *const *v, size_t n)
+{
+    hid_t t = h5ml__vlen_str_type();
+    int rc = attr_vector(loc, name, t, v, n);
     H5Tclose(t);
     return rc;
 }
@@ -231,4 +244,21 @@ int h5ml__read_rows(hid_t dset, hid_t memtype, int64_t start, int64_t count, voi
     H5Sclose(ms);
     H5Sclose(fs);
     return rc < 0 ? -1 : 0;
+}
+
+int h5ml__move_into_place(const char *tmp, const char *path, bool replacing)
+{
+    if (replacing && renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) == 0) {
+        unlink(tmp); /* now the old file */
+        return 0;
+    }
+    return rename(tmp, path) < 0 ? -1 : 0;
+}
+
+char *h5ml__tmp_name(const char *path)
+{
+    size_t n = strlen(path) + 32;
+    char *t = malloc(n);
+    if (t) snprintf(t, n, "%s.h5ml-%d.tmp", path, (int)getpid());
+    return t;
 }

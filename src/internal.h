@@ -75,6 +75,7 @@ int h5ml__attr_f64(hid_t loc, const char *name, double v);
 int h5ml__attr_bool(hid_t loc, const char *name, int v);
 int h5ml__attr_str(hid_t loc, const char *name, const char *v);
 int h5ml__attr_i64s(hid_t loc, const char *name, const int64_t *v, size_t n);
+int h5ml__attr_strs(hid_t loc, const char *name, const char *const *v, size_t n); /* vlen UTF-8 */
 int h5ml__attr_f64s(hid_t loc, const char *name, const double *v, size_t n);
 /* Reads a scalar integer/float attribute; returns 0 if present and convertible. */
 int h5ml__attr_get_i64(hid_t loc, const char *name, int64_t *v);
@@ -91,6 +92,36 @@ int h5ml__read_rows(hid_t dset, hid_t memtype, int64_t start, int64_t count, voi
 /* The innermost HDF5 error text of the current thread's stack (static buffer per call). */
 void h5ml__h5_error_text(char *buf, size_t len);
 void h5ml__iso8601(char out[32]);
+
+/* ---- attributes to write later (attrlist.c) ---- */
+typedef struct h5ml_attrlist { struct h5ml_attr *v; size_t n; } h5ml_attrlist;
+/* Each returns 0, or -1 when out of memory. */
+int h5ml__attrs_str(h5ml_attrlist *l, const char *key, const char *v);
+int h5ml__attrs_int(h5ml_attrlist *l, const char *key, int64_t v);
+int h5ml__attrs_double(h5ml_attrlist *l, const char *key, double v);
+int h5ml__attrs_bool(h5ml_attrlist *l, const char *key, int v);
+int h5ml__attrs_ints(h5ml_attrlist *l, const char *key, const int64_t *v, size_t n);
+int h5ml__attrs_doubles(h5ml_attrlist *l, const char *key, const double *v, size_t n);
+int h5ml__attrs_strs(h5ml_attrlist *l, const char *key, const char *const *v, size_t n);
+/* Writes them in order onto loc (a later value of a key replaces an earlier one). */
+int h5ml__attrs_write(hid_t loc, const h5ml_attrlist *l);
+void h5ml__attrs_free(h5ml_attrlist *l);
+/* The attributes of an HDF5 object as one JSON object (numbers, bools, strings, arrays),
+ * malloc'd; NULL when out of memory. */
+char *h5ml__attrs_json(hid_t loc);
+
+/* ---- files (h5io.c) ---- */
+/* Moves the file built under `tmp` to `path`: a rename, or over an existing file an
+ * exchange of the two names and removal of the old file (atomic like a rename, without
+ * ext4's flush of the whole new file on a rename over another). Returns 0 or -1 (errno). */
+int h5ml__move_into_place(const char *tmp, const char *path, bool replacing);
+/* "PATH.h5ml-PID.tmp", malloc'd (NULL when out of memory). */
+char *h5ml__tmp_name(const char *path);
+
+/* ---- comparison (ops.c) ---- */
+/* Every dataset of two open files, names, dtypes, shapes and values; the first difference
+ * is ERR_DIFFER with the message on `base` (pa, pb: the files' names for it). */
+int h5ml__diff_datasets(h5ml_base *base, hid_t fa, hid_t fb, const char *pa, const char *pb);
 
 /* ---- numbers (numfmt.c) ---- */
 /* Parses a decimal/exponent float from [p, end); returns pointer past it or NULL. Exact

@@ -435,9 +435,8 @@ static void index_text(char *out, size_t len, const hsize_t *dims, int rank, hsi
 }
 
 /* Compares one dataset present in both files. Returns 0 equal, 1 different (message set), -1 error. */
-static int diff_dataset(h5ml_reader *ra, hid_t fa, hid_t fb, const char *name)
+static int diff_dataset(h5ml_base *base, hid_t fa, hid_t fb, const char *name)
 {
-    h5ml_base *base = (h5ml_base *)ra;
     hid_t da = H5Dopen2(fa, name, H5P_DEFAULT), db = H5Dopen2(fb, name, H5P_DEFAULT);
     hid_t ta = H5Dget_type(da), tb = H5Dget_type(db);
     hid_t sa = H5Dget_space(da), sb = H5Dget_space(db);
@@ -524,6 +523,28 @@ static int diff_dataset(h5ml_reader *ra, hid_t fa, hid_t fb, const char *name)
     return rc;
 }
 
+int h5ml__diff_datasets(h5ml_base *base, hid_t fa, hid_t fb, const char *pa, const char *pb)
+{
+    names na = { 0 }, nb = { 0 };
+    int rc = H5ML_OK;
+    if (list_datasets(fa, &na) < 0 || list_datasets(fb, &nb) < 0) rc = h5ml__fail_h5(base, H5ML_ERR_HDF5, "cannot list datasets");
+    size_t i = 0, j = 0;
+    while (rc == H5ML_OK && (i < na.n || j < nb.n)) {
+        int c = i == na.n ? 1 : j == nb.n ? -1 : strcmp(na.v[i], nb.v[j]);
+        if (c < 0) rc = h5ml__fail(base, H5ML_ERR_DIFFER, "/%s: only in %s", na.v[i], pa);
+        else if (c > 0) rc = h5ml__fail(base, H5ML_ERR_DIFFER, "/%s: only in %s", nb.v[j], pb);
+        else {
+            int d = diff_dataset(base, fa, fb, na.v[i]);
+            if (d != 0) rc = d < 0 ? base->code : H5ML_ERR_DIFFER;
+            i++;
+            j++;
+        }
+    }
+    names_free(&na);
+    names_free(&nb);
+    return rc;
+}
+
 int h5ml_diff(h5ml_reader *a, h5ml_reader *b)
 {
     if (a == NULL || b == NULL) return H5ML_ERR_ARG;
@@ -531,23 +552,7 @@ int h5ml_diff(h5ml_reader *a, h5ml_reader *b)
     if (fa < 0 || fb < 0) return h5ml__fail((h5ml_base *)a, H5ML_ERR_STATE, "both readers must be open");
     h5ml_h5quiet q;
     h5ml__h5_quiet(&q);
-    names na = { 0 }, nb = { 0 };
-    int rc = H5ML_OK;
-    if (list_datasets(fa, &na) < 0 || list_datasets(fb, &nb) < 0) rc = h5ml__fail_h5((h5ml_base *)a, H5ML_ERR_HDF5, "cannot list datasets");
-    size_t i = 0, j = 0;
-    while (rc == H5ML_OK && (i < na.n || j < nb.n)) {
-        int c = i == na.n ? 1 : j == nb.n ? -1 : strcmp(na.v[i], nb.v[j]);
-        if (c < 0) rc = h5ml__fail((h5ml_base *)a, H5ML_ERR_DIFFER, "/%s: only in %s", na.v[i], h5ml_reader_path(a));
-        else if (c > 0) rc = h5ml__fail((h5ml_base *)a, H5ML_ERR_DIFFER, "/%s: only in %s", nb.v[j], h5ml_reader_path(b));
-        else {
-            int d = diff_dataset(a, fa, fb, na.v[i]);
-            if (d != 0) rc = d < 0 ? h5ml_errcode(a) : H5ML_ERR_DIFFER;
-            i++;
-            j++;
-        }
-    }
-    names_free(&na);
-    names_free(&nb);
+    int rc = h5ml__diff_datasets((h5ml_base *)a, fa, fb, h5ml_reader_path(a), h5ml_reader_path(b));
     if (rc == H5ML_OK) {
         int64_t x = -1, y = -1;
         hid_t ga = H5Lexists(fa, "metadata", H5P_DEFAULT) > 0 ? H5Gopen2(fa, "metadata", H5P_DEFAULT) : -1;
