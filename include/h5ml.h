@@ -641,7 +641,8 @@ typedef struct h5ml_siggen_options {
     int64_t length;     /* samples per signal; default 102400 (5 s at 20480 Hz)   */
     double rate;        /* sampling rate in Hz; default 20480                     */
     double speed_hz;    /* nominal shaft speed in Hz; default 60                  */
-    uint64_t seed;      /* generator and split seed; default 42 (0 = default)      */
+    uint64_t seed;      /* generator and split seed, used as given (0 is a seed too;
+                           a NULL options pointer means 42, the command line's default) */
     double ratios[3];   /* train/val/test; default 0.7/0.15/0.15 (all 0 = default) */
 } h5ml_siggen_options;
 
@@ -658,7 +659,7 @@ typedef struct h5ml_import_options {
     int pad;            /* unequal lengths: pad every signal with zeros to the longest */
     int flat;           /* write a flat cache instead of a split one                   */
     int no_stratify;    /* split without stratifying                                   */
-    uint64_t seed;      /* split seed; default 42                                      */
+    uint64_t seed;      /* split seed, used as given (the command line's default is 42) */
     double ratios[3];   /* default 0.7/0.15/0.15                                       */
 } h5ml_import_options;
 

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -75,7 +76,13 @@ static void on_log(void *user, int level, const char *msg)
     ls->shown++;
 }
 
-typedef struct progress { bool on; double t0, last; const char *what; int64_t items; h5ml_writer *w; } progress;
+typedef struct progress {
+    bool on;
+    double t0, last;
+    const char *what, *unit;
+    int64_t items;
+    h5ml_writer *w;
+} progress;
 
 static void human_bytes(double b, char *out, size_t len)
 {
@@ -104,7 +111,7 @@ static int on_progress(void *user, int64_t done, int64_t total)
         items = st.added;
     }
     double eta = frac > 0.001 ? el * (1 - frac) / frac : 0;
-    fprintf(stderr, "\r%s [%s] %5.1f%% %10" PRId64 " structures %9.0f/s  ETA %3.0fs ", p->what, bar, 100 * frac, items,
+    fprintf(stderr, "\r%s [%s] %5.1f%% %10" PRId64 " %s %9.0f/s  ETA %3.0fs ", p->what, bar, 100 * frac, items, p->unit,
             el > 0 ? (double)items / el : 0.0, eta);
     if (done >= total && total >= 0) fprintf(stderr, "\r%*s\r", 100, "");
     return 0;
@@ -112,8 +119,13 @@ static int on_progress(void *user, int64_t done, int64_t total)
 
 static progress progress_start(const char *what, bool quiet)
 {
-    progress p = { isatty(2) && !quiet, now(), 0, what, 0, NULL };
+    progress p = { isatty(2) && !quiet, now(), 0, what, "structures", 0, NULL };
     return p;
+}
+
+static void progress_clear(const progress *p)
+{
+    if (p->on) fprintf(stderr, "\r%*s\r", 100, "");
 }
 
 /* ---- option helpers ---------------------------------------------------------------------- */
@@ -133,6 +145,48 @@ static int parse_compression(const char *s)
     if (strcmp(s, "lzf") == 0) return H5ML_COMPRESS_LZF;
     if (strcmp(s, "none") == 0) return H5ML_COMPRESS_NONE;
     die_usage("unknown compression '%s' (choose gzip, lzf or none)", s);
+}
+
+static int64_t parse_positive(const char *s, const char *what)
+{
+    char *e;
+    errno = 0;
+    long long v = strtoll(s, &e, 10);
+    if (errno || *e || e == s || v < 1) die_usage("%s must be a positive integer (got '%s')", what, s);
+    return (int64_t)v;
+}
+
+static double parse_rate(const char *s, const char *what)
+{
+    char *e;
+    double v = strtod(s, &e);
+    if (*e || e == s || !(v > 0) || !isfinite(v)) die_usage("%s must be a positive number of Hz (got '%s')", what, s);
+    return v;
+}
+
+static uint64_t parse_seed(const char *s)
+{
+    char *e;
+    errno = 0;
+    unsigned long long v = strtoull(s, &e, 10);
+    if (errno || *e || e == s || strchr(s, '-')) die_usage("--seed must be an integer in 0..%llu (got '%s')", ULLONG_MAX, s);
+    return (uint64_t)v;
+}
+
+/* "A,B,C": train, val and test ratios, each >= 0, summing to 1. */
+static void parse_ratios(const char *s, const char *what, double out[3])
+{
+    const char *p = s;
+    for (int k = 0; k < 3; k++) {
+        char *e;
+        out[k] = strtod(p, &e);
+        if (e == p || (k < 2 && *e != ',') || (k == 2 && *e))
+            die_usage("%s expects three ratios A,B,C for train, val and test (got '%s')", what, s);
+        if (!(out[k] >= 0) || !isfinite(out[k])) die_usage("%s: ratios must be numbers >= 0 (got '%s')", what, s);
+        p = e + 1;
+    }
+    double sum = out[0] + out[1] + out[2];
+    if (fabs(sum - 1) > 1e-6) die_usage("%s: ratios must sum to 1 (got '%s', sum %.9g)", what, s, sum);
 }
 
 /* ---- convert ------------------------------------------------------------------------------ */
@@ -286,13 +340,50 @@ static int cmd_convert(int argc, char **argv)
     return EXIT_OK;
 }
 
+/* ---- signal files ------------------------------------------------------------------------- */
+
+static const char *const split_names[3] = { "train", "val", "test" };
+
+/* Opens `path` on its flat data or, for a split file, on its first split. */
+static int sig_open_any(h5ml_sigreader *r, const char *path)
+{
+    int rc = h5ml_sigreader_open(r, path, NULL);
+    for (int s = 0; s < 3 && rc == H5ML_ERR_ARG; s++) {
+        rc = h5ml_sigreader_open(r, path, split_names[s]);
+        if (rc == H5ML_ERR_NOTFOUND) rc = H5ML_ERR_ARG;
+    }
+    return rc;
+}
+
+/* Signals in the whole file of the open reader (all splits). */
+static int64_t sig_total(const h5ml_sigreader *r)
+{
+    int64_t c[3];
+    if (h5ml_sigreader_layout(r, c) == H5ML_SIG_FLAT) return h5ml_sigreader_count(r);
+    int64_t n = 0;
+    for (int s = 0; s < 3; s++) n += c[s] > 0 ? c[s] : 0;
+    return n;
+}
+
+/* The count and length of `path`'s signals (0, 0 if it cannot be opened). */
+static void sig_size(h5ml_sigreader *r, const char *path, int64_t *count, int64_t *length)
+{
+    *count = *length = 0;
+    if (sig_open_any(r, path) != H5ML_OK) return;
+    *count = sig_total(r);
+    *length = h5ml_sigreader_length(r);
+}
+
 /* ---- inspect ------------------------------------------------------------------------------ */
 
 static const char inspect_help[] =
     "usage: h5ml inspect FILE.h5 [--json]\n"
     "\n"
     "Summarize an atomistic dataset: counts, elements, label statistics, storage and\n"
-    "compression ratio, and the /metadata attributes. Statistics are computed from the data.\n"
+    "compression ratio, and the /metadata attributes. For a signal cache (flat or split into\n"
+    "train, val, test): signal length and count, per split the count and the signals per\n"
+    "class, sample statistics, storage, the root attributes and two metadata examples.\n"
+    "Statistics are computed from the data.\n"
     "\n"
     "options:\n"
     "      --json    print the summary as one JSON object\n";
@@ -308,9 +399,8 @@ static void print_elements(const h5ml_summary *s)
     printf("%s\n", shown ? "" : "-");
 }
 
-static void print_metadata(const char *json)
+static void print_object(json_t *obj)
 {
-    json_t *obj = json_loads(json, 0, NULL);
     const char *key;
     json_t *v;
     json_object_foreach(obj, key, v)
@@ -319,8 +409,190 @@ static void print_metadata(const char *json)
         printf("    %-24s %s\n", key, text ? text : json_string_value(v));
         free(text);
     }
+}
+
+static void print_metadata(const char *json)
+{
+    json_t *obj = json_loads(json, 0, NULL);
+    print_object(obj);
     json_decref(obj);
 }
+
+/* "  storage        gzip, level 4, shuffle on; file 1.20 MB; signals 300 KB stored for ..." */
+static void print_storage(const char *compression, int level, int shuffle, int64_t file, int64_t raw, int64_t stored,
+                          const char *what)
+{
+    char fsz[32], rsz[32], ssz[32];
+    human_bytes((double)file, fsz, sizeof fsz);
+    human_bytes((double)raw, rsz, sizeof rsz);
+    human_bytes((double)stored, ssz, sizeof ssz);
+    printf("  storage        %s, ", compression);
+    if (level) printf("level %d, ", level);
+    printf("shuffle %s; file %s; %s %s stored for %s raw (%.1f %%)\n", shuffle ? "on" : "off", fsz, what, ssz, rsz,
+           raw ? 100.0 * (double)stored / (double)raw : 100.0);
+}
+
+/* ---- inspect: signal files ---- */
+
+/* "0 sain: 4, 3 jeu: 2" (names from the class_names attribute when it has them). */
+static void print_class_counts(const int64_t *counts, int64_t other, const json_t *names)
+{
+    int shown = 0;
+    for (int k = 0; k < 256; k++) {
+        if (!counts[k]) continue;
+        const char *name = json_string_value(json_array_get(names, (size_t)k));
+        printf("%s%d%s%s: %" PRId64, shown++ ? ", " : "", k, name ? " " : "", name ? name : "", counts[k]);
+    }
+    if (other) printf("%sother labels: %" PRId64, shown++ ? ", " : "", other);
+    printf("%s\n", shown ? "" : "-");
+}
+
+static json_t *class_counts_json(const int64_t *counts)
+{
+    json_t *o = json_object();
+    for (int k = 0; k < 256; k++) {
+        char key[8];
+        snprintf(key, sizeof key, "%d", k);
+        if (counts[k]) json_object_set_new(o, key, json_integer(counts[k]));
+    }
+    return o;
+}
+
+static json_t *real_or_null(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+/* Up to two metadata objects of the first split (or the flat file) that has metadata;
+ * *where names that split. */
+static json_t *metadata_examples(h5ml_sigreader *r, const char *path, const h5ml_sigsummary *s, const char **where)
+{
+    json_t *ex = json_array();
+    bool flat = s->layout == H5ML_SIG_FLAT;
+    *where = NULL;
+    for (int k = 0; k < (flat ? 1 : 3) && s->has_metadata && *where == NULL; k++) {
+        if (s->count[k] <= 0 || h5ml_sigreader_open(r, path, flat ? NULL : split_names[k]) != H5ML_OK ||
+            !h5ml_sigreader_has_metadata(r))
+            continue;
+        for (int64_t i = 0; i < 2 && i < s->count[k]; i++) {
+            char *text = NULL;
+            json_t *obj = h5ml_sigreader_metadata(r, i, &text) == H5ML_OK && text ? json_loads(text, 0, NULL) : NULL;
+            h5ml_free(text);
+            if (obj) json_array_append_new(ex, obj);
+        }
+        if (json_array_size(ex)) *where = flat ? "the file" : split_names[k];
+    }
+    return ex;
+}
+
+static void print_signal_summary(const char *path, const h5ml_sigsummary *s, json_t *attrs, const json_t *examples,
+                                 const char *where)
+{
+    const json_t *names = json_object_get(attrs, "class_names");
+    bool flat = s->layout == H5ML_SIG_FLAT;
+    printf("%s: signal cache, %s", path, flat ? "flat\n" : "split into");
+    for (int k = 0, n = 0; k < 3 && !flat; k++)
+        if (s->count[k] >= 0) printf("%s %s", n++ ? "," : "", split_names[k]);
+    printf("%s", flat ? "" : "\n");
+    printf("  signals        %" PRId64 " of length %" PRId64 " (%" PRId64 " classes)\n", s->total, s->length, s->num_classes);
+    for (int k = 0; k < 3; k++) {
+        if (flat ? k > 0 : s->count[k] < 0) continue;
+        if (flat) printf("  %-14s ", "by label");
+        else printf("  %-14s %" PRId64 " signals; by label ", split_names[k], s->count[k]);
+        print_class_counts(s->class_counts[k], s->other_labels[k], names);
+    }
+    if (s->total)
+        printf("  samples        min %.6g  max %.6g  mean %.6g  std %.6g  rms %.6g; %" PRId64 " non-finite\n", s->min, s->max,
+               s->mean, s->std, s->rms, s->nonfinite);
+    print_storage(s->compression, s->compression_level, s->shuffle, s->bytes_file, s->bytes_raw, s->bytes_stored, "signals");
+    printf("  attributes%s\n", json_object_size(attrs) ? "" : "     none");
+    print_object(attrs);
+    if (where == NULL) return;
+    printf("  metadata       first %zu signals of %s\n", json_array_size(examples), where);
+    size_t i;
+    json_t *v;
+    json_array_foreach(examples, i, v)
+    {
+        char *text = json_dumps(v, JSON_COMPACT);
+        printf("    [%zu] %s\n", i, text ? text : "");
+        free(text);
+    }
+}
+
+static void print_signal_json(const char *path, const h5ml_sigsummary *s, json_t *attrs, json_t *examples)
+{
+    json_t *o = json_object(), *names = json_object_get(attrs, "class_names");
+    bool flat = s->layout == H5ML_SIG_FLAT;
+    json_object_set_new(o, "file", json_string(path));
+    json_object_set_new(o, "layout", json_string(flat ? "flat" : "split"));
+    json_object_set_new(o, "signal_length", json_integer(s->length));
+    json_object_set_new(o, "num_signals", json_integer(s->total));
+    json_object_set_new(o, "num_classes", json_integer(s->num_classes));
+    if (names) json_object_set(o, "class_names", names);
+    json_t *st = json_object();
+    json_object_set_new(st, "min", real_or_null(s->min));
+    json_object_set_new(st, "max", real_or_null(s->max));
+    json_object_set_new(st, "mean", real_or_null(s->mean));
+    json_object_set_new(st, "std", real_or_null(s->std));
+    json_object_set_new(st, "rms", real_or_null(s->rms));
+    json_object_set_new(st, "nonfinite", json_integer(s->nonfinite));
+    json_object_set_new(o, "stats", st);
+    json_object_set_new(o, "compression", json_string(s->compression));
+    json_object_set_new(o, "compression_level", json_integer(s->compression_level));
+    json_object_set_new(o, "shuffle", json_boolean(s->shuffle));
+    json_object_set_new(o, "bytes_file", json_integer(s->bytes_file));
+    json_object_set_new(o, "bytes_raw", json_integer(s->bytes_raw));
+    json_object_set_new(o, "bytes_stored", json_integer(s->bytes_stored));
+    json_t *splits = flat ? o : json_object();
+    for (int k = 0; k < 3; k++) {
+        if (flat ? k > 0 : s->count[k] < 0) continue;
+        json_t *sp = flat ? o : json_object();
+        json_object_set_new(sp, "count", json_integer(s->count[k]));
+        json_object_set_new(sp, "class_counts", class_counts_json(s->class_counts[k]));
+        if (s->other_labels[k]) json_object_set_new(sp, "other_labels", json_integer(s->other_labels[k]));
+        if (!flat) json_object_set_new(splits, split_names[k], sp);
+    }
+    if (!flat) json_object_set_new(o, "splits", splits);
+    json_object_set_new(o, "has_metadata", json_boolean(s->has_metadata));
+    json_object_set(o, "metadata_examples", examples);
+    json_object_set(o, "attributes", attrs);
+    char *text = json_dumps(o, JSON_COMPACT);
+    printf("%s\n", text ? text : "{}");
+    free(text);
+    json_decref(o);
+}
+
+static int inspect_signals(const char *path, bool as_json)
+{
+    h5ml_sigreader *r = h5ml_sigreader_new();
+    h5ml_sigsummary s;
+    progress p = progress_start("reading", false);
+    p.unit = "signals";
+    if (h5ml_signals_summarize(r, path, &s, on_progress, &p) != H5ML_OK) {
+        progress_clear(&p);
+        int rc = fail(r);
+        h5ml_sigreader_close(r);
+        return rc;
+    }
+    char *text = NULL;
+    json_t *attrs = NULL;
+    if (sig_open_any(r, path) == H5ML_OK && h5ml_sigreader_attrs(r, &text) == H5ML_OK) attrs = json_loads(text, 0, NULL);
+    h5ml_free(text);
+    if (!json_is_object(attrs)) {
+        json_decref(attrs);
+        attrs = json_object();
+    }
+    const char *where;
+    json_t *examples = metadata_examples(r, path, &s, &where);
+    if (as_json) print_signal_json(path, &s, attrs, examples);
+    else print_signal_summary(path, &s, attrs, examples, where);
+    json_decref(examples);
+    json_decref(attrs);
+    h5ml_sigreader_close(r);
+    return EXIT_OK;
+}
+
+/* ---- inspect: atomistic files ---- */
 
 static int cmd_inspect(int argc, char **argv)
 {
@@ -334,6 +606,7 @@ static int cmd_inspect(int argc, char **argv)
     }
     if (optind + 1 != argc) die_usage("inspect takes one file (h5ml inspect FILE.h5)");
     const char *path = argv[optind];
+    if (h5ml_is_signal_file(path)) return inspect_signals(path, as_json);
     h5ml_reader *r = h5ml_reader_new();
     if (h5ml_reader_open(r, path) != H5ML_OK) {
         int rc = fail(r);
@@ -365,10 +638,6 @@ static int cmd_inspect(int argc, char **argv)
                s.bytes_raw, s.bytes_stored, s.compression, s.compression_level, s.shuffle ? "true" : "false",
                meta ? meta : "{}");
     } else {
-        char fsz[32], raw[32], stored[32];
-        human_bytes((double)s.bytes_file, fsz, sizeof fsz);
-        human_bytes((double)s.bytes_raw, raw, sizeof raw);
-        human_bytes((double)s.bytes_stored, stored, sizeof stored);
         printf("%s: atomistic dataset\n", path);
         printf("  structures     %" PRId64 " (%" PRId64 " periodic, %" PRId64 " with stress, %" PRId64 " with metadata)\n",
                s.structures, s.periodic, s.with_stress, s.with_info);
@@ -382,10 +651,7 @@ static int cmd_inspect(int argc, char **argv)
             printf("  energy/atom    mean %.6g  std %.6g\n", s.energy_per_atom_mean, s.energy_per_atom_std);
         }
         if (s.atoms) printf("  forces (eV/A)  max |F| %.6g  rms %.6g\n", s.force_max, s.force_rms);
-        printf("  storage        %s, %s", s.compression, s.compression_level ? "" : "");
-        if (s.compression_level) printf("level %d, ", s.compression_level);
-        printf("shuffle %s; file %s; datasets %s stored for %s raw (%.1f %%)\n", s.shuffle ? "on" : "off", fsz, stored, raw,
-               s.bytes_raw ? 100.0 * (double)s.bytes_stored / (double)s.bytes_raw : 100.0);
+        print_storage(s.compression, s.compression_level, s.shuffle, s.bytes_file, s.bytes_raw, s.bytes_stored, "datasets");
         printf("  metadata\n");
         if (meta) print_metadata(meta);
     }
@@ -399,10 +665,13 @@ static int cmd_inspect(int argc, char **argv)
 static const char verify_help[] =
     "usage: h5ml verify FILE.h5 [-q]\n"
     "\n"
-    "Run every integrity check: schema (names, dtypes, shapes), splits (start at 0, never\n"
-    "decrease, end at the atom count, equal in structures/ and labels/), lengths,\n"
-    "structure_indices, atomic numbers, finite labels, zero stress where masked, and the\n"
-    "/metadata counts and statistics against the data. Exit 0 only when clean.\n"
+    "Run every integrity check. An atomistic dataset: schema (names, dtypes, shapes), splits\n"
+    "(start at 0, never decrease, end at the atom count, equal in structures/ and labels/),\n"
+    "lengths, structure_indices, atomic numbers, finite labels, zero stress where masked, and\n"
+    "the /metadata counts and statistics against the data. A signal cache: schema, lengths\n"
+    "that agree, num_signals and num_samples, finite samples, labels within num_classes,\n"
+    "metadata that parses, indices forming a permutation across the splits.\n"
+    "Exit 0 only when clean, 1 when a check fails.\n"
     "\n"
     "options:\n"
     "  -q, --quiet   print nothing, only set the exit code\n";
@@ -413,6 +682,31 @@ static void on_problem(void *user, const char *msg)
 {
     vstate *v = user;
     if (!v->quiet && v->shown++ < 50) fprintf(stderr, "  problem: %s\n", msg);
+}
+
+/* Prints a failed verification of `path` (the message on `handle`); returns the exit code. */
+static int verify_failed(int rc, const char *path, const void *handle, bool quiet)
+{
+    if (quiet) return rc == H5ML_ERR_CHECK ? EXIT_CHECK : EXIT_USAGE;
+    if (rc == H5ML_ERR_CHECK) fprintf(stderr, "%s: FAILED: %s\n", path, h5ml_errmsg(handle));
+    else fprintf(stderr, "%s: error: %s\n", prog, h5ml_errmsg(handle));
+    return rc == H5ML_ERR_CHECK ? EXIT_CHECK : EXIT_USAGE;
+}
+
+static int verify_signals(const char *path, vstate *vs)
+{
+    h5ml_sigreader *r = h5ml_sigreader_new();
+    logstate ls = { 0, 50, vs->quiet };
+    h5ml_set_log(r, on_log, &ls);
+    int rc = h5ml_signals_verify(r, path, on_problem, vs);
+    if (rc == H5ML_OK && !vs->quiet) {
+        int64_t n, len;
+        sig_size(r, path, &n, &len);
+        printf("%s: OK (signal cache, %" PRId64 " signals of length %" PRId64 ")\n", path, n, len);
+    }
+    int code = rc == H5ML_OK ? EXIT_OK : verify_failed(rc, path, r, vs->quiet);
+    h5ml_sigreader_close(r);
+    return code;
 }
 
 static int cmd_verify(int argc, char **argv)
@@ -427,6 +721,7 @@ static int cmd_verify(int argc, char **argv)
     }
     if (optind + 1 != argc) die_usage("verify takes one file (h5ml verify FILE.h5)");
     const char *path = argv[optind];
+    if (h5ml_is_signal_file(path)) return verify_signals(path, &vs);
     h5ml_reader *r = h5ml_reader_new();
     logstate ls = { 0, 50, vs.quiet };
     h5ml_set_log(r, on_log, &ls);
@@ -437,15 +732,11 @@ static int cmd_verify(int argc, char **argv)
         return rc == H5ML_ERR_SCHEMA ? EXIT_CHECK : EXIT_USAGE;
     }
     rc = h5ml_verify(r, on_problem, &vs);
-    if (rc == H5ML_OK) {
-        if (!vs.quiet) printf("%s: OK (%" PRId64 " structures, %" PRId64 " atoms)\n", path, h5ml_reader_count(r), h5ml_reader_total_atoms(r));
-    } else if (rc == H5ML_ERR_CHECK) {
-        if (!vs.quiet) fprintf(stderr, "%s: FAILED: %s\n", path, h5ml_errmsg(r));
-    } else if (!vs.quiet) {
-        fprintf(stderr, "%s: error: %s\n", prog, h5ml_errmsg(r));
-    }
+    if (rc == H5ML_OK && !vs.quiet)
+        printf("%s: OK (%" PRId64 " structures, %" PRId64 " atoms)\n", path, h5ml_reader_count(r), h5ml_reader_total_atoms(r));
+    int code = rc == H5ML_OK ? EXIT_OK : verify_failed(rc, path, r, vs.quiet);
     h5ml_reader_close(r);
-    return rc == H5ML_OK ? EXIT_OK : rc == H5ML_ERR_CHECK ? EXIT_CHECK : EXIT_USAGE;
+    return code;
 }
 
 /* ---- diff ---------------------------------------------------------------------------------- */
@@ -454,7 +745,33 @@ static const char diff_help[] =
     "usage: h5ml diff A.h5 B.h5\n"
     "\n"
     "Compare every dataset of two files exactly (names, dtypes, shapes, values bit for bit)\n"
-    "and /metadata num_structures. Exit 0 if identical, 1 at the first difference (named).\n";
+    "and the counts: /metadata num_structures of atomistic datasets, num_signals and\n"
+    "num_samples of signal caches. Exit 0 if identical, 1 at the first difference (named).\n";
+
+/* Prints the outcome of comparing A and B (`d`: OK, ERR_DIFFER or an error on `handle`). */
+static int diff_report(int d, const char *a, const char *b, const void *handle, int64_t n, const char *unit)
+{
+    if (d == H5ML_OK) {
+        printf("%s and %s are identical (%" PRId64 " %s)\n", a, b, n, unit);
+        return EXIT_OK;
+    }
+    if (d == H5ML_ERR_DIFFER) {
+        printf("%s and %s differ: %s\n", a, b, h5ml_errmsg(handle));
+        return EXIT_CHECK;
+    }
+    return fail(handle);
+}
+
+static int diff_signals(const char *a, const char *b)
+{
+    h5ml_sigreader *r = h5ml_sigreader_new();
+    int d = h5ml_diff_files(r, a, b);
+    int64_t n = 0, len;
+    if (d == H5ML_OK) sig_size(r, a, &n, &len);
+    int rc = diff_report(d, a, b, r, n, "signals");
+    h5ml_sigreader_close(r);
+    return rc;
+}
 
 static int cmd_diff(int argc, char **argv)
 {
@@ -465,22 +782,13 @@ static int cmd_diff(int argc, char **argv)
         bad_option("diff", c, argv);
     }
     if (optind + 2 != argc) die_usage("diff takes two files (h5ml diff A.h5 B.h5)");
+    const char *pa = argv[optind], *pb = argv[optind + 1];
+    if (h5ml_is_signal_file(pa) || h5ml_is_signal_file(pb)) return diff_signals(pa, pb);
     h5ml_reader *a = h5ml_reader_new(), *b = h5ml_reader_new();
     int rc = EXIT_USAGE;
-    if (h5ml_reader_open(a, argv[optind]) != H5ML_OK) fail(a);
-    else if (h5ml_reader_open(b, argv[optind + 1]) != H5ML_OK) fail(b);
-    else {
-        int d = h5ml_diff(a, b);
-        if (d == H5ML_OK) {
-            printf("%s and %s are identical (%" PRId64 " structures)\n", argv[optind], argv[optind + 1], h5ml_reader_count(a));
-            rc = EXIT_OK;
-        } else if (d == H5ML_ERR_DIFFER) {
-            printf("%s and %s differ: %s\n", argv[optind], argv[optind + 1], h5ml_errmsg(a));
-            rc = EXIT_CHECK;
-        } else {
-            fail(a);
-        }
-    }
+    if (h5ml_reader_open(a, pa) != H5ML_OK) fail(a);
+    else if (h5ml_reader_open(b, pb) != H5ML_OK) fail(b);
+    else rc = diff_report(h5ml_diff(a, b), pa, pb, a, h5ml_reader_count(a), "structures");
     h5ml_reader_close(a);
     h5ml_reader_close(b);
     return rc;
@@ -689,6 +997,307 @@ static int cmd_repair(int argc, char **argv)
     return rc;
 }
 
+/* ---- signals ------------------------------------------------------------------------------- */
+
+static const char signals_help[] =
+    "usage: h5ml signals SUBCOMMAND [options]\n"
+    "\n"
+    "Caches of fixed-length signals (vibration records, say) with integer labels and\n"
+    "per-signal JSON metadata, flat or split into train, val and test groups.\n"
+    "\n"
+    "subcommands:\n"
+    "  generate -o OUT.h5            simulate the 11 fault classes of a rotating machine\n"
+    "  import DIR -o OUT.h5          MATLAB files, one sub-directory per class\n"
+    "  split IN.h5 -o OUT.h5         split a flat cache into train, val and test\n"
+    "\n"
+    "Run 'h5ml signals SUBCOMMAND --help' for the options of a subcommand. 'h5ml inspect',\n"
+    "'h5ml verify' and 'h5ml diff' read signal caches too.\n";
+
+/* The output options every subcommand takes, listed in each one's help. */
+#define SIG_WRITER_HELP                                                                          \
+    "  -c, --compression C     gzip (default), lzf or none\n"                                    \
+    "      --level N           gzip level 1-9 (default 4)\n"                                     \
+    "      --no-shuffle        do not byte-shuffle before compressing\n"                         \
+    "      --threads N         compression threads (default one per core)\n"                     \
+    "  -q, --quiet             no progress bar, warnings or summary\n"
+
+#define SIG_WRITER_OPTIONS                                                                           \
+    { "output", required_argument, 0, 'o' }, { "compression", required_argument, 0, 'c' },          \
+        { "level", required_argument, 0, 'L' }, { "compression-level", required_argument, 0, 'L' }, \
+        { "no-shuffle", no_argument, 0, 'S' }, { "threads", required_argument, 0, 'T' },            \
+        { "quiet", no_argument, 0, 'q' }, { "help", no_argument, 0, 'h' }
+
+typedef struct sigopts {
+    const char *out;
+    int compression, level, threads;
+    bool no_shuffle, quiet;
+} sigopts;
+
+/* Handles an option of SIG_WRITER_OPTIONS (not --help); false if `c` is none of them. */
+static bool sig_writer_option(int c, sigopts *o)
+{
+    switch (c) {
+    case 'o': o->out = optarg; return true;
+    case 'c': o->compression = parse_compression(optarg); return true;
+    case 'L': o->level = (int)parse_long(optarg, "--level", 1, 9); return true;
+    case 'S': o->no_shuffle = true; return true;
+    case 'T': o->threads = (int)parse_long(optarg, "--threads", 1, 1024); return true;
+    case 'q': o->quiet = true; return true;
+    default: return false;
+    }
+}
+
+/* One run of a subcommand: the writer configured by the options, its warnings, its
+ * progress bar, and what it wrote. */
+typedef struct sigrun {
+    h5ml_sigwriter *w;
+    logstate ls;
+    progress p;
+    double t0;
+    h5ml_sigwriter_stats st;
+} sigrun;
+
+static void sig_begin(sigrun *run, const sigopts *o, const char *what)
+{
+    if (o->out == NULL) die_usage("no output file: give -o OUT.h5");
+    if (o->level && o->compression && o->compression != H5ML_COMPRESS_GZIP) die_usage("--level applies to gzip compression only");
+    h5ml_sigwriter *w = h5ml_sigwriter_new();
+    if (w == NULL) die_usage("out of memory");
+    run->w = w;
+    run->ls = (logstate){ 0, 10, o->quiet };
+    h5ml_set_log(w, on_log, &run->ls);
+    if (o->compression) h5ml_sigwriter_set(w, H5ML_SIG_COMPRESSION, o->compression);
+    if (o->level) h5ml_sigwriter_set(w, H5ML_SIG_LEVEL, o->level);
+    if (o->no_shuffle) h5ml_sigwriter_set(w, H5ML_SIG_SHUFFLE, -1);
+    if (o->threads) h5ml_sigwriter_set(w, H5ML_SIG_THREADS, o->threads);
+    run->p = progress_start(what, o->quiet);
+    run->p.unit = "signals";
+    run->t0 = now();
+}
+
+/* Closes the writer after the operation returned `rc`; on failure prints the library's
+ * message and returns false (the library has left no output file). */
+static bool sig_end(sigrun *run, int rc)
+{
+    progress_clear(&run->p);
+    if (rc != H5ML_OK) {
+        fail(run->w);
+        h5ml_set_log(run->w, NULL, NULL); /* the error is the one line printed */
+        h5ml_sigwriter_rollback(run->w);
+        h5ml_sigwriter_close(run->w);
+        return false;
+    }
+    h5ml_sigwriter_get_stats(run->w, &run->st);
+    h5ml_sigwriter_close(run->w);
+    return true;
+}
+
+/* The end of a summary line: ": train 770, val 165, test 165; 451.20 MB in 3.21 s". */
+static void print_written(const char *out, const sigrun *run, bool split)
+{
+    struct stat sb;
+    char size[32] = "?";
+    if (stat(out, &sb) == 0) human_bytes((double)sb.st_size, size, sizeof size);
+    if (split)
+        printf(": train %" PRId64 ", val %" PRId64 ", test %" PRId64, run->st.count[H5ML_TRAIN], run->st.count[H5ML_VAL],
+               run->st.count[H5ML_TEST]);
+    printf("; %s in %.2f s\n", size, now() - run->t0);
+}
+
+static const char generate_help[] =
+    "usage: h5ml signals generate -o OUT.h5 [options]\n"
+    "\n"
+    "Simulate vibration signals of a rotating machine at a nominal speed (+-10 % per signal)\n"
+    "for the 11 fault classes (labels 0..10: sain, desalignement, desequilibre, jeu,\n"
+    "lubrification, cavitation, usure, oilwhirl, mixed_misalign_imbalance, mixed_wear_lube,\n"
+    "mixed_cavit_jeu), with noise, and write them split (stratified) into train, val and\n"
+    "test, with per-signal metadata. Every signal is a function of (seed, class, index).\n"
+    "\n"
+    "options:\n"
+    "  -o, --output OUT.h5     output file (required)\n"
+    "      --per-class N       signals per class (default 100)\n"
+    "      --length L          samples per signal (default 102400)\n"
+    "      --rate HZ           sampling rate (default 20480)\n"
+    "      --speed HZ          nominal shaft speed (default 60)\n"
+    "      --seed S            generator and split seed (default 42)\n"
+    "      --ratios A,B,C      train, val, test fractions summing to 1 (default 0.7,0.15,0.15)\n"
+    SIG_WRITER_HELP;
+
+static int cmd_signals_generate(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        SIG_WRITER_OPTIONS,
+        { "per-class", required_argument, 0, 'P' }, { "length", required_argument, 0, 'n' },
+        { "rate", required_argument, 0, 'r' },      { "speed", required_argument, 0, 's' },
+        { "seed", required_argument, 0, 'e' },      { "ratios", required_argument, 0, 'R' },
+        { 0, 0, 0, 0 },
+    };
+    sigopts so = { 0 };
+    h5ml_siggen_options g = { 100, 102400, 20480, 60, 42, { 0.7, 0.15, 0.15 } };
+    int c;
+    while ((c = getopt_long(argc, argv, ":o:c:qh", opts, NULL)) != -1) {
+        if (sig_writer_option(c, &so)) continue;
+        switch (c) {
+        case 'P': g.per_class = parse_positive(optarg, "--per-class"); break;
+        case 'n': g.length = parse_positive(optarg, "--length"); break;
+        case 'r': g.rate = parse_rate(optarg, "--rate"); break;
+        case 's': g.speed_hz = parse_rate(optarg, "--speed"); break;
+        case 'e': g.seed = parse_seed(optarg); break;
+        case 'R': parse_ratios(optarg, "--ratios", g.ratios); break;
+        case 'h': return fputs(generate_help, stdout), EXIT_OK;
+        default: bad_option("signals generate", c, argv);
+        }
+    }
+    if (optind < argc) die_usage("unexpected argument '%s' (see h5ml signals generate --help)", argv[optind]);
+    sigrun run;
+    sig_begin(&run, &so, "generating");
+    if (!sig_end(&run, h5ml_signals_generate(run.w, so.out, &g, on_progress, &run.p))) return EXIT_USAGE;
+    if (!so.quiet) {
+        printf("generated %" PRId64 " signals (%" PRId64 " classes x %" PRId64 ", %" PRId64 " samples at %g Hz) into %s",
+               run.st.total, run.st.total / g.per_class, g.per_class, run.st.length, g.rate, so.out);
+        print_written(so.out, &run, true);
+    }
+    return EXIT_OK;
+}
+
+static const char import_help[] =
+    "usage: h5ml signals import DIR -o OUT.h5 [options]\n"
+    "\n"
+    "Import a directory of MATLAB files (.mat v4, v5 or v7.3), one sub-directory per class:\n"
+    "the fault names of 'h5ml signals generate --help' get their labels, other names are\n"
+    "numbered in sorted order (and stored as class_names). Each file gives one signal.\n"
+    "Unequal lengths are an error naming both files unless --truncate or --pad.\n"
+    "\n"
+    "options:\n"
+    "  -o, --output OUT.h5     output file (required)\n"
+    "      --var NAME          the variable holding the signal (default: the largest real\n"
+    "                          numeric vector of each file)\n"
+    "      --split A,B,C       train, val, test fractions summing to 1 (default 0.7,0.15,0.15)\n"
+    "      --ratios A,B,C      the same as --split\n"
+    "      --seed S            split seed (default 42)\n"
+    "      --no-stratify       split without keeping the class proportions\n"
+    "      --flat              write one flat cache instead of train, val and test\n"
+    "      --truncate          cut every signal to the shortest\n"
+    "      --pad               pad every signal with zeros to the longest\n"
+    SIG_WRITER_HELP;
+
+static int cmd_signals_import(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        SIG_WRITER_OPTIONS,
+        { "var", required_argument, 0, 'v' },    { "split", required_argument, 0, 'R' },
+        { "ratios", required_argument, 0, 'R' }, { "seed", required_argument, 0, 'e' },
+        { "no-stratify", no_argument, 0, 'N' },  { "flat", no_argument, 0, 'F' },
+        { "truncate", no_argument, 0, 't' },     { "pad", no_argument, 0, 'p' },
+        { 0, 0, 0, 0 },
+    };
+    sigopts so = { 0 };
+    h5ml_import_options io = { .seed = 42 };
+    const char *split_opt = NULL;
+    int c, li = 0;
+    while ((c = getopt_long(argc, argv, ":o:c:qh", opts, &li)) != -1) {
+        if (sig_writer_option(c, &so)) continue;
+        switch (c) {
+        case 'v': io.var = optarg; break;
+        case 'R':
+            split_opt = strcmp(opts[li].name, "ratios") == 0 ? "--ratios" : "--split";
+            parse_ratios(optarg, split_opt, io.ratios);
+            break;
+        case 'e': io.seed = parse_seed(optarg); break;
+        case 'N': io.no_stratify = 1; break;
+        case 'F': io.flat = 1; break;
+        case 't': io.truncate = 1; break;
+        case 'p': io.pad = 1; break;
+        case 'h': return fputs(import_help, stdout), EXIT_OK;
+        default: bad_option("signals import", c, argv);
+        }
+    }
+    if (optind == argc) die_usage("no input directory (h5ml signals import DIR -o OUT.h5)");
+    const char *dir = argv[optind++];
+    if (optind < argc) die_usage("unexpected argument '%s' (see h5ml signals import --help)", argv[optind]);
+    if (io.truncate && io.pad) die_usage("--truncate and --pad exclude each other: choose one");
+    if (io.flat && (split_opt || io.no_stratify))
+        die_usage("--flat writes no splits: %s does not apply", split_opt ? split_opt : "--no-stratify");
+    sigrun run;
+    sig_begin(&run, &so, "importing");
+    if (!sig_end(&run, h5ml_signals_import(run.w, dir, so.out, &io, on_progress, &run.p))) return EXIT_USAGE;
+    if (!so.quiet) {
+        printf("imported %" PRId64 " signals of %" PRId64 " samples from %s into %s%s", run.st.total, run.st.length, dir,
+               so.out, io.flat ? " (flat)" : "");
+        print_written(so.out, &run, !io.flat);
+    }
+    return EXIT_OK;
+}
+
+static const char split_help[] =
+    "usage: h5ml signals split IN.h5 -o OUT.h5 [options]\n"
+    "\n"
+    "Split the flat cache IN into train, val and test groups of a new file OUT, stratified by\n"
+    "label unless --no-stratify, reproducible from the seed on every machine. Each split\n"
+    "keeps its signals' metadata and their indices in IN.\n"
+    "\n"
+    "options:\n"
+    "  -o, --output OUT.h5     output file (required)\n"
+    "      --ratios A,B,C      train, val, test fractions summing to 1 (default 0.7,0.15,0.15)\n"
+    "      --seed S            split seed (default 42)\n"
+    "      --no-stratify       split without keeping the class proportions\n"
+    SIG_WRITER_HELP;
+
+static int cmd_signals_split(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        SIG_WRITER_OPTIONS,
+        { "ratios", required_argument, 0, 'R' },
+        { "seed", required_argument, 0, 'e' },
+        { "no-stratify", no_argument, 0, 'N' },
+        { 0, 0, 0, 0 },
+    };
+    sigopts so = { 0 };
+    double ratios[3] = { 0.7, 0.15, 0.15 };
+    uint64_t seed = 42;
+    bool stratify = true;
+    int c;
+    while ((c = getopt_long(argc, argv, ":o:c:qh", opts, NULL)) != -1) {
+        if (sig_writer_option(c, &so)) continue;
+        switch (c) {
+        case 'R': parse_ratios(optarg, "--ratios", ratios); break;
+        case 'e': seed = parse_seed(optarg); break;
+        case 'N': stratify = false; break;
+        case 'h': return fputs(split_help, stdout), EXIT_OK;
+        default: bad_option("signals split", c, argv);
+        }
+    }
+    if (optind == argc) die_usage("no input file (h5ml signals split IN.h5 -o OUT.h5)");
+    const char *in = argv[optind++];
+    if (optind < argc) die_usage("unexpected argument '%s' (see h5ml signals split --help)", argv[optind]);
+    sigrun run;
+    sig_begin(&run, &so, "splitting");
+    if (!sig_end(&run, h5ml_signals_split(run.w, in, so.out, ratios, stratify, seed, on_progress, &run.p))) return EXIT_USAGE;
+    if (!so.quiet) {
+        printf("split %" PRId64 " signals of %s into %s (%s, seed %" PRIu64 ")", run.st.total, in, so.out,
+               stratify ? "stratified" : "not stratified", seed);
+        print_written(so.out, &run, true);
+    }
+    return EXIT_OK;
+}
+
+static int cmd_signals(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(signals_help, stderr);
+        return EXIT_USAGE;
+    }
+    const char *sub = argv[1];
+    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0)
+        return fputs(signals_help, stdout), EXIT_OK;
+    argv++;
+    argc--;
+    if (strcmp(sub, "generate") == 0) return cmd_signals_generate(argc, argv);
+    if (strcmp(sub, "import") == 0) return cmd_signals_import(argc, argv);
+    if (strcmp(sub, "split") == 0) return cmd_signals_split(argc, argv);
+    die_usage("signals: unknown subcommand '%s' (choose generate, import or split; see h5ml signals --help)", sub);
+}
+
 /* ---- main ----------------------------------------------------------------------------------- */
 
 static const char main_help[] =
@@ -698,14 +1307,17 @@ static const char main_help[] =
     "\n"
     "commands:\n"
     "  convert IN.xyz -o OUT.h5    extended XYZ -> HDF5 (create or --append)\n"
-    "  inspect FILE.h5             summary: counts, elements, labels, storage, metadata\n"
+    "  inspect FILE.h5             summary: counts, elements or classes, labels, storage\n"
     "  verify FILE.h5              every integrity check; exit 0 only when clean\n"
     "  diff A.h5 B.h5              exact comparison of every dataset\n"
     "  export FILE.h5 -o OUT.xyz   HDF5 -> extended XYZ (--range A:B)\n"
     "  merge A.h5 B.h5 -o C.h5     concatenate datasets\n"
     "  repair FILE.h5              cut unequal datasets back to their consistent prefix\n"
+    "  signals generate|import|split\n"
+    "                              signal caches: simulate, import MATLAB files, split\n"
     "  version                     print the version\n"
     "\n"
+    "inspect, verify and diff take atomistic datasets and signal caches alike.\n"
     "Run 'h5ml COMMAND --help' for the options of a command.\n"
     "Exit codes: 0 ok, 1 a check or comparison failed, 2 usage or input error.\n";
 
@@ -751,6 +1363,7 @@ dispatch:
     if (strcmp(cmd, "export") == 0) return cmd_export(argc, argv);
     if (strcmp(cmd, "merge") == 0) return cmd_merge(argc, argv);
     if (strcmp(cmd, "repair") == 0) return cmd_repair(argc, argv);
-    die_usage("unknown command '%s' (commands: convert, inspect, verify, diff, export, merge, repair, version; "
+    if (strcmp(cmd, "signals") == 0) return cmd_signals(argc, argv);
+    die_usage("unknown command '%s' (commands: convert, inspect, verify, diff, export, merge, repair, signals, version; "
               "see h5ml --help)", cmd);
 }

@@ -158,7 +158,6 @@ int h5ml_signals_generate(h5ml_sigwriter *w, const char *path, const h5ml_siggen
         if (o.length == 0) o.length = 102400;
         if (o.rate == 0) o.rate = 20480;
         if (o.speed_hz == 0) o.speed_hz = 60;
-        if (o.seed == 0) o.seed = 42;
     }
     double ratios[3];
     pick_ratios(o.ratios, ratios);
@@ -302,7 +301,7 @@ static int import_impl(h5ml_sigwriter *w, const char *dir, const char *path, con
         if (labels == NULL) return fail_w(w, H5ML_ERR_NOMEM, "out of memory");
         for (int64_t k = 0; k < n; k++) labels[k] = l->files[k].label;
         char msg[256];
-        rc = h5ml__split_assign(labels, n, ratios, !o->no_stratify, o->seed ? o->seed : 42, order, count, msg, sizeof msg);
+        rc = h5ml__split_assign(labels, n, ratios, !o->no_stratify, o->seed, order, count, msg, sizeof msg);
         free(labels);
         if (rc) return fail_w(w, rc, "%s: %s", path, msg);
     }
@@ -317,7 +316,7 @@ static int import_impl(h5ml_sigwriter *w, const char *dir, const char *path, con
         if (rc == H5ML_OK && !o->flat) {
             rc = h5ml_sigwriter_attr_doubles(w, "split_ratios", ratios, 3);
             if (rc == H5ML_OK) rc = h5ml_sigwriter_attr_bool(w, "stratified", !o->no_stratify);
-            if (rc == H5ML_OK) rc = h5ml_sigwriter_attr_int(w, "random_seed", (int64_t)(o->seed ? o->seed : 42));
+            if (rc == H5ML_OK) rc = h5ml_sigwriter_attr_int(w, "random_seed", (int64_t)o->seed);
         }
         int64_t done = 0;
         for (int s = 0; s < (o->flat ? 1 : 3) && rc == H5ML_OK; s++)

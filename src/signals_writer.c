@@ -142,7 +142,8 @@ static int attach(h5ml_sigwriter *w, column *c, hid_t d, hid_t memtype, int64_t 
 
 static int create_part(h5ml_sigwriter *w, part *p, hid_t loc, bool indices)
 {
-    int64_t idx_rows = w->chunk_rows > 4096 ? w->chunk_rows : 4096;
+    /* labels and indices are unfiltered, so every chunk is stored whole: small ones */
+    int64_t idx_rows = w->chunk_rows > 1024 ? w->chunk_rows : 1024;
     int rc = attach(w, &p->signals, make_dataset(w, loc, "signals", H5T_IEEE_F32LE, 2, w->length, w->chunk_rows, true),
                     H5T_NATIVE_FLOAT, 0, "signals");
     if (rc == 0)
@@ -360,7 +361,7 @@ static int make_meta(h5ml_sigwriter *w, part *p)
 {
     hid_t t = h5ml__vlen_str_type();
     hid_t loc = p->group >= 0 ? p->group : w->file;
-    int64_t rows = w->chunk_rows > 1024 ? w->chunk_rows : 1024;
+    int64_t rows = w->chunk_rows > 256 ? w->chunk_rows : 256;
     p->meta = make_dataset(w, loc, "metadata", t, 1, 1, rows, w->pipe.codec == PIPE_GZIP);
     H5Tclose(t);
     if (p->meta < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot make a metadata dataset", w->path);
@@ -589,6 +590,20 @@ static int write_root_attrs(h5ml_sigwriter *w)
 
 static int finalize_impl(h5ml_sigwriter *w)
 {
+    /* Metadata in one split means a metadata dataset in every split, empty ones included,
+     * so readers find the same names in each. */
+    bool any_meta = false;
+    for (int k = 0; k < w->nparts; k++) any_meta |= w->parts[k].meta_any;
+    for (int k = 0; k < w->nparts && any_meta; k++) {
+        part *p = &w->parts[k];
+        p->meta_any = true;
+        if (p->meta < 0 && p->n == p->meta_written) {
+            int rc = make_meta(w, p);
+            hsize_t dim = (hsize_t)p->n;
+            if (rc == H5ML_OK && H5Dset_extent(p->meta, &dim) < 0) rc = h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot size metadata", w->path);
+            if (rc) return rc;
+        }
+    }
     for (int k = 0; k < w->nparts; k++) {
         part *p = &w->parts[k];
         if (h5ml__col_flush(&p->signals, &w->sink, true) < 0 || h5ml__col_flush(&p->labels, &w->sink, true) < 0 ||
