@@ -703,6 +703,14 @@ typedef struct h5ml_sigsummary {
 H5ML_API int h5ml_signals_summarize(h5ml_sigreader *r, const char *path, h5ml_sigsummary *out,
                                     h5ml_progress_fn progress, void *user);
 
+/* The split of h5ml_signals_split for labels in memory: order[s] (allocated; free each with
+ * h5ml_free) receives the original indices of split s (0 train, 1 val, 2 test) in the order
+ * a split file stores them, count[s] their number. Same algorithm and seed semantics, so the
+ * same labels, ratios and seed give the same assignment as the command line. Returns H5ML_OK
+ * or ERR_VALUE / ERR_NOMEM with the message in msg (msglen bytes; may be NULL). Thread-safe. */
+H5ML_API int h5ml_split_indices(const int64_t *labels, int64_t n, const double ratios[3], int stratify, uint64_t seed,
+                                int64_t *order[3], int64_t count[3], char *msg, size_t msglen);
+
 /* Whether `path` holds a signal cache (flat or split) rather than an atomistic dataset. */
 H5ML_API int h5ml_is_signal_file(const char *path);
 

@@ -483,3 +483,15 @@ int h5ml_is_signal_file(const char *path)
     h5ml__h5_restore(&q);
     return yes;
 }
+
+int h5ml_split_indices(const int64_t *labels, int64_t n, const double ratios[3], int stratify, uint64_t seed, int64_t *order[3],
+                       int64_t count[3], char *msg, size_t msglen)
+{
+    char local[256];
+    if (order == NULL || count == NULL || (n > 0 && labels == NULL)) return H5ML_ERR_ARG;
+    for (int s = 0; s < 3; s++) order[s] = NULL;
+    double r[3];
+    pick_ratios(ratios, r);
+    int rc = h5ml__split_assign(labels, n, r, stratify, seed, order, count, msg ? msg : local, msg ? msglen : sizeof local);
+    return rc;
+}
