@@ -16,10 +16,25 @@ Cases (each prints its progress to stderr; the table goes to stdout and to
   4. Peak memory and throughput of `h5ml convert` on a million small molecules.
   5. Context: reading back (h5ml export, h5ml_reader_read, h5py), and file sizes of each
      compression on data/sample.xyz next to the seed document's figures.
+  6. Signal cache write (bench_signals, C) vs the original CacheManager.cache_dataset call
+     (h5py: create_dataset('signals', data=..., compression=...), h5py's chunks, no shuffle):
+     N signals of 102400 float32 samples (vibration-like: sines plus noise), int64 labels and
+     per-signal JSON metadata, the same values on both sides (run.py writes them as raw files
+     that bench_signals loads); gzip-4, lzf and none. h5ml's default (byte shuffle on) is the
+     target; h5ml without shuffle and h5py with shuffle=True are shown for context, and for
+     none h5ml without its check that every sample is finite (H5ML_SIG_ALLOW_NONFINITE).
+  7. Random-index reads of K signals from the gzip-4 files of case 6, each side its own file:
+     h5ml_sigreader_get per index (the target) and one h5ml_sigreader_read of the whole batch,
+     vs the original StreamingHDF5Dataset.__getitem__ loop `for i in idx: f['signals'][i]`;
+     each reader on the other's file for context. The files are read once first (page cache).
+  8. Streaming the train split of an uncompressed generated split file in order with
+     h5ml_sigreader_read_range (blocks of 32 signals) vs plain read() in 1 MiB pieces (C) of
+     the same number of bytes from the same file; the file is read once first, so both read
+     from the page cache.
 
 Times are medians of repeated runs; h5ml and its peer alternate within each repetition.
 Write times include creating and closing (finalizing) the file; loading the input arrays
-into memory is not timed on either side.
+into memory is not timed on either side. Read times include opening and closing the file.
 """
 import argparse
 import json
@@ -316,6 +331,125 @@ def storage(path):
     return raw, stored
 
 
+# ---- signal caches (cases 6-8) ---------------------------------------------------------------
+
+FAULTS = ["sain", "desalignement", "desequilibre", "jeu", "lubrification", "cavitation", "usure", "oilwhirl",
+          "mixed_misalign_imbalance", "mixed_wear_lube", "mixed_cavit_jeu"]
+SIG_RATE = 20480.0
+
+
+def make_signal_data(d, n, length, seed, block=32):
+    """n vibration-like signals into d/signals.f32 (n x length float32), d/labels.i64 and
+    d/meta.jsonl (one JSON object per line): a shaft at 60 Hz +- 10 % with its 1X, 2X and 3X
+    harmonics, a fault component whose frequency depends on the label, 50 Hz mains and
+    gaussian noise whose level follows the load. Written a block at a time (bounded memory)."""
+    os.makedirs(d, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    t = np.arange(length, dtype=np.float64) / SIG_RATE
+    labels = np.arange(n, dtype=np.int64) % len(FAULTS)
+    rng.shuffle(labels)
+    lines = []
+    with open(os.path.join(d, "signals.f32"), "wb") as fh:
+        for start in range(0, n, block):
+            k = min(block, n - start)
+            lab = labels[start:start + k]
+            f0 = 60.0 * rng.uniform(0.9, 1.1, k)[:, None]
+            sev = rng.uniform(0.2, 1.0, k)[:, None]
+            load = rng.uniform(0.0, 1.0, k)[:, None]
+            ph = rng.uniform(0, 2 * np.pi, (k, 5, 1))
+            w = 2 * np.pi * f0 * t[None]
+            x = np.sin(w + ph[:, 0]) + 0.35 * np.sin(2 * w + ph[:, 1]) + 0.12 * np.sin(3 * w + ph[:, 2])
+            x += 0.6 * sev * np.sin((0.45 + 0.55 * lab[:, None]) * w + ph[:, 3])
+            x += 0.05 * np.sin(2 * np.pi * 50.0 * t[None] + ph[:, 4])
+            x += rng.normal(0.0, 1.0, (k, length)) * (0.15 + 0.2 * load)
+            x.astype(np.float32).tofile(fh)
+            for j in range(k):
+                lines.append(json.dumps({"fault": FAULTS[lab[j]], "label": int(lab[j]), "severity": round(float(sev[j, 0]), 4),
+                                         "speed_hz": round(float(f0[j, 0]), 4), "speed_rpm": round(float(f0[j, 0]) * 60, 1),
+                                         "load": round(float(load[j, 0]), 4), "sampling_rate": SIG_RATE, "index": start + j}))
+    labels.tofile(os.path.join(d, "labels.i64"))
+    with open(os.path.join(d, "meta.jsonl"), "w") as fh:
+        fh.write("".join(line + "\n" for line in lines))
+
+
+def load_signal_data(d, n, length):
+    sig = np.fromfile(os.path.join(d, "signals.f32"), dtype=np.float32).reshape(n, length)
+    labels = np.fromfile(os.path.join(d, "labels.i64"), dtype=np.int64)
+    with open(os.path.join(d, "meta.jsonl")) as fh:
+        meta = fh.read().splitlines()
+    assert len(labels) == n and len(meta) == n
+    return sig, labels, meta
+
+
+def h5py_cache_write(path, signals, labels, meta, compression, shuffle=False):
+    """CacheManager.cache_dataset as the original wrote it: signals in one create_dataset
+    call (h5py picks the chunks), labels uncompressed, metadata as UTF-8 strings, the root
+    attributes. The metadata arrive as JSON strings (the original json.dumps'ed dicts inside
+    the call; the C side gets the same strings, so that is left out on both sides).
+    shuffle=True is not the original's call (context only)."""
+    kw = {}
+    if compression == "gzip":
+        kw = dict(compression="gzip", compression_opts=4)
+    elif compression == "lzf":
+        kw = dict(compression="lzf")
+    if shuffle:
+        kw["shuffle"] = True
+    t0 = time.perf_counter()
+    with h5py.File(path, "w") as f:
+        f.create_dataset("signals", data=np.asarray(signals, dtype=np.float32), **kw)
+        f.create_dataset("labels", data=np.asarray(labels, dtype=np.int64))
+        f.create_dataset("metadata", data=meta, dtype=h5py.string_dtype("utf-8"))
+        f.attrs["cache_name"] = os.path.splitext(os.path.basename(path))[0]
+        f.attrs["num_signals"] = len(signals)
+        f.attrs["signal_length"] = signals.shape[1]
+        f.attrs["cached_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        f.attrs["compression"] = compression or "none"
+    return time.perf_counter() - t0
+
+
+def word_sum(a):
+    """Sum of the 32-bit patterns of a float32 array (bench_signals' "sum")."""
+    return int(np.sum(np.ascontiguousarray(a, dtype=np.float32).view(np.uint32), dtype=np.uint64))
+
+
+def h5py_random_reads(path, idx):
+    """The original StreamingHDF5Dataset.__getitem__ pattern, one index at a time on one open
+    file; returns (seconds, word sum of what was read)."""
+    got = []
+    t0 = time.perf_counter()
+    with h5py.File(path, "r") as f:
+        for i in idx:
+            x = f["signals"][i]
+            got.append(x)
+    t = time.perf_counter() - t0
+    return t, sum(word_sum(x) for x in got)
+
+
+def py_rawread(path, offset, nbytes, piece=1 << 20):
+    """os.read in 1 MiB pieces; returns seconds."""
+    t0 = time.perf_counter()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.lseek(fd, offset, os.SEEK_SET)
+        done = 0
+        while done < nbytes:
+            b = os.read(fd, min(piece, nbytes - done))
+            if not b:
+                raise RuntimeError("%s: short read" % path)
+            done += len(b)
+    finally:
+        os.close(fd)
+    return time.perf_counter() - t0
+
+
+def warm(*paths):
+    """Reads files once so that the measurements after it all find them in the page cache."""
+    for p in paths:
+        with open(p, "rb", buffering=0) as fh:
+            while fh.read(8 << 20):
+                pass
+
+
 # ---- results ---------------------------------------------------------------------------------
 
 
@@ -373,6 +507,7 @@ class Bench:
         self.work = work
         self.h5ml = os.path.abspath(args.h5ml)
         self.bench_atoms = os.path.join(os.path.abspath(args.bench_dir), "bench_atoms")
+        self.bench_signals = os.path.join(os.path.abspath(args.bench_dir), "bench_signals")
         self.table = Table()
         self.quick = args.quick
         self.keep = {}  # files later cases reuse
@@ -624,6 +759,227 @@ class Bench:
                                     % (label, size, 100.0 * size / none_size, stored, raw, 100.0 * stored / raw))
         unlink(out)
 
+    # ---- signal caches: 6 write, 7 random reads, 8 streaming ----
+
+    SIG_LENGTH = 102400
+
+    def sig_legend(self):
+        if not self.keep.get("sig_legend"):
+            self.keep["sig_legend"] = True
+            self.table.notes.append("6-8: the st/s columns are signals/s and MB/s is raw float32 signal bytes (N x L x 4) "
+                                    "per second; ratio = h5ml rate / peer rate (peer time / h5ml time)")
+
+    def signal_data(self):
+        """(directory, N, L) of the raw signal files, generated once for cases 6 and 7."""
+        if "sigdata" not in self.keep:
+            n, length = (220 if self.quick else 1100), self.SIG_LENGTH
+            d = os.path.join(self.work, "signals")
+            log("[6] generating %d vibration-like signals of %d samples (%.0f MB raw)" % (n, length, n * length * 4 / 1e6))
+            make_signal_data(d, n, length, seed=20261122)
+            self.keep["sigdata"] = (d, n, length)
+        return self.keep["sigdata"]
+
+    def sig(self, *args, timed=True):
+        _, _, text, _ = run_child([self.bench_signals] + [str(a) for a in args], timed=timed)
+        return json.loads(text)
+
+    def sig_write(self, d, n, length, out, *opts, timed=True):
+        unlink(out)
+        return self.sig("write", os.path.join(d, "signals.f32"), n, length, out, "--labels", os.path.join(d, "labels.i64"),
+                        "--meta", os.path.join(d, "meta.jsonl"), *opts, timed=timed)
+
+    def case_sigwrite(self):
+        d, n, length = self.signal_data()
+        sig, labels, meta = load_signal_data(d, n, length)
+        raw = n * length * 4
+        self.sig_legend()
+        out_c, out_n = os.path.join(self.work, "sig_h5ml.h5"), os.path.join(self.work, "sig_h5ml_variant.h5")
+        out_p, out_s = os.path.join(self.work, "sig_h5py.h5"), os.path.join(self.work, "sig_h5py_shuffle.h5")
+        for label, comp in (("gzip-4", "gzip"), ("lzf", "lzf"), ("none", "none")):
+            opts = ["--compression", comp] + (["--level", "4"] if comp == "gzip" else [])
+            peer_comp = None if comp == "none" else comp
+            filtered = comp != "none"
+            reps = 3 if filtered else 5
+            tc, tn, tp, ts, parts = [], [], [], [], []
+            for rep in range(reps):
+                r = self.sig_write(d, n, length, out_c, *opts)
+                tc.append(r["seconds"])
+                parts.append((r["open_s"], r["add_s"], r["close_s"], r["user_s"], r["sys_s"]))
+                if filtered:
+                    tn.append(self.sig_write(d, n, length, out_n, *opts, "--no-shuffle")["seconds"])
+                else:  # what the check for finite samples costs, where nothing else takes CPU time
+                    tn.append(self.sig_write(d, n, length, out_n, *opts, "--allow-nonfinite")["seconds"])
+                unlink(out_p)
+                GUARD.wait()
+                tp.append(h5py_cache_write(out_p, sig, labels, meta, peer_comp))
+                if filtered:
+                    unlink(out_s)
+                    GUARD.wait()
+                    ts.append(h5py_cache_write(out_s, sig, labels, meta, peer_comp, shuffle=True))
+                log("    %s rep %d/%d: h5ml %.3f s (user %.2f, sys %.2f; open %.3f, add %.3f, close %.3f), %s %.3f s, "
+                    "h5py %.3f s%s"
+                    % (label, rep + 1, reps, r["seconds"], r["user_s"], r["sys_s"], r["open_s"], r["add_s"], r["close_s"],
+                       "no shuffle" if filtered else "finite check off", tn[-1], tp[-1],
+                       ", h5py shuffle=True %.3f s" % ts[-1] if ts else ""))
+            log("    %s: h5ml %s; h5py %s" % (label, spread(tc), spread(tp)))
+            mc, mp = median(tc), median(tp)
+            self.table.add("6 signal cache write, %s" % label, secs(mc), secs(mp), mp / mc, ">= 1.0", mp / mc >= 1.0,
+                           n / mc, n / mp, raw / mc / 1e6, raw / mp / 1e6)
+            mn = median(tn)
+            self.table.add("6 signal cache write, %s, h5ml %s (context)" % (label, "no shuffle" if filtered else
+                                                                            "finite check off"),
+                           secs(mn), secs(mp), mp / mn, "-", None, n / mn, n / mp, raw / mn / 1e6, raw / mp / 1e6)
+            if filtered:
+                ms = median(ts)
+                self.table.add("6 signal cache write, %s, h5py shuffle=True (context)" % label, secs(mc), secs(ms),
+                               ms / mc, "-", None, n / mc, n / ms, raw / mc / 1e6, raw / ms / 1e6)
+            o, ad, cl, us, sy = (median(x) for x in zip(*parts))
+            with h5py.File(out_p, "r") as f:
+                pchunks = f["signals"].chunks
+            sizes = "h5ml %.1f MB" % (os.path.getsize(out_c) / 1e6)
+            if filtered:
+                sizes += ", h5ml no shuffle %.1f MB" % (os.path.getsize(out_n) / 1e6)
+            sizes += ", h5py %.1f MB (chunks %s)" % (os.path.getsize(out_p) / 1e6, pchunks)
+            if filtered:
+                sizes += ", h5py shuffle=True %.1f MB" % (os.path.getsize(out_s) / 1e6)
+            self.table.notes.append("6 %s: %d signals x %d, raw %.1f MB; file sizes %s" % (label, n, length, raw / 1e6, sizes))
+            self.table.notes.append("6 %s: h5ml medians: open %.3f s, add %.3f s, close %.3f s; CPU user %.3f s, "
+                                    "system %.3f s; `h5ml diff` of the h5ml and h5py files: %s"
+                                    % (label, o, ad, cl, us, sy, self.diff(out_c, out_p)))
+            if comp == "gzip":  # case 7 reads these
+                keep_c, keep_p = os.path.join(self.work, "sig7_h5ml.h5"), os.path.join(self.work, "sig7_h5py.h5")
+                os.replace(out_c, keep_c)
+                os.replace(out_p, keep_p)
+                self.keep["sig_gzip"] = (keep_c, keep_p)
+            unlink(out_c, out_n, out_p, out_s)
+
+    def case_sigread(self):
+        d, n, length = self.signal_data()
+        self.sig_legend()
+        files = self.keep.get("sig_gzip")
+        if not files or not all(os.path.exists(p) for p in files):
+            log("[7] writing the gzip-4 caches (untimed)")
+            files = os.path.join(self.work, "sig7_h5ml.h5"), os.path.join(self.work, "sig7_h5py.h5")
+            self.sig_write(d, n, length, files[0], "--compression", "gzip", "--level", "4", timed=False)
+            sig, labels, meta = load_signal_data(d, n, length)
+            h5py_cache_write(files[1], sig, labels, meta, "gzip")
+            del sig, labels, meta
+        c_file, p_file = files
+        k = 256
+        idx = np.random.default_rng(20261123).choice(n, k, replace=k > n).astype(np.int64)
+        idx_path = os.path.join(self.work, "indices.i64")
+        idx.tofile(idx_path)
+        raw = np.memmap(os.path.join(d, "signals.f32"), dtype=np.float32, mode="r", shape=(n, length))
+        expect = sum(word_sum(raw[i]) for i in idx)
+        del raw
+        with h5py.File(p_file, "r") as f:
+            pchunks = f["signals"].chunks
+        log("[7] random reads: %d indices of %d (seed 20261123), gzip-4 files; h5py's chunks %s" % (k, n, pchunks))
+        warm(c_file, p_file)
+        nbytes = k * length * 4
+        reps = 3
+        tg, tb, tx, tp, tq, parts = [], [], [], [], [], []
+        bad = set()
+        for rep in range(reps):
+            rg = self.sig("read", c_file, "--indices", idx_path, "--mode", "get")
+            rb = self.sig("read", c_file, "--indices", idx_path, "--mode", "batch")
+            rx = self.sig("read", p_file, "--indices", idx_path, "--mode", "get")
+            GUARD.wait()
+            t_p, s_p = h5py_random_reads(p_file, idx)
+            GUARD.wait()
+            t_q, s_q = h5py_random_reads(c_file, idx)
+            for name, got in (("h5ml get", rg["sum"]), ("h5ml batch", rb["sum"]), ("h5ml get on h5py's file", rx["sum"]),
+                              ("h5py", s_p), ("h5py on h5ml's file", s_q)):
+                if got != expect:
+                    bad.add(name)
+            tg.append(rg["seconds"])
+            tb.append(rb["seconds"])
+            tx.append(rx["seconds"])
+            tp.append(t_p)
+            tq.append(t_q)
+            parts.append((rg["open_s"], rg["read_s"], rb["read_s"], rg["chunks_read"], rb["chunks_read"]))
+            log("    rep %d/%d: h5ml get %.3f s, batch %.3f s, get on h5py's file %.3f s; h5py %.3f s, h5py on h5ml's "
+                "file %.3f s" % (rep + 1, reps, tg[-1], tb[-1], tx[-1], tp[-1], tq[-1]))
+        mg, mb, mx, mp, mq = (median(x) for x in (tg, tb, tx, tp, tq))
+        self.table.add("7 random reads %d-sample signals (per index)" % length, secs(mg), secs(mp), mp / mg, ">= 3",
+                       mp / mg >= 3, k / mg, k / mp, nbytes / mg / 1e6, nbytes / mp / 1e6)
+        self.table.add("7 random reads, one batch read of %d (context)" % k, secs(mb), secs(mp), mp / mb, "(>= 3)", None,
+                       k / mb, k / mp, nbytes / mb / 1e6, nbytes / mp / 1e6)
+        self.table.add("7 random reads per index, h5ml on h5py's file (context)", secs(mx), secs(mp), mp / mx, "-", None,
+                       k / mx, k / mp, nbytes / mx / 1e6, nbytes / mp / 1e6)
+        self.table.add("7 random reads per index, h5py on h5ml's file (context)", secs(mg), secs(mq), mq / mg, "-", None,
+                       k / mg, k / mq, nbytes / mg / 1e6, nbytes / mq / 1e6)
+        o, rd, rdb, cg, cb = (median(x) for x in zip(*parts))
+        self.table.notes.append("7: %d random indices of %d (numpy default_rng(20261123), %s replacement), the same on both "
+                                "sides; gzip-4 files of case 6, read once before timing (page cache warm); times include "
+                                "open and close. h5ml get: open %.4f s, reads %.3f s, %d chunks decoded; batch: reads %.3f s, "
+                                "%d chunks. Chunks: h5ml's file (1, %d), h5py's file %s"
+                                % (k, n, "with" if k > n else "without", o, rd, cg, rdb, cb, length, pchunks))
+        self.table.notes.append("7: values read (sum of the 32-bit patterns) equal the written signals: %s"
+                                % ("yes, on every side" if not bad else "NO for " + ", ".join(sorted(bad))))
+        unlink(c_file, p_file, idx_path)
+
+    def case_sigstream(self):
+        self.sig_legend()
+        per_class = 20 if self.quick else 100
+        path = os.path.join(self.work, "stream_none.h5")
+        log("[8] streaming: generating a split file of %d x 11 signals, uncompressed (bench_signals generate)" % per_class)
+        g = self.sig("generate", path, "--per-class", per_class, "--compression", "none", timed=False)
+        block = 32
+        with h5py.File(path, "r") as f:
+            ds = f["train/signals"]
+            n, length = ds.shape
+            chunks = ds.chunks
+            offsets = [ds.id.get_chunk_info(i).byte_offset for i in range(ds.id.get_num_chunks())]
+            expect = 0
+            for s in range(0, n, block):  # bench_signals' check: the first word of every 4 KiB of each block
+                expect += int(np.sum(ds[s:s + block].view(np.uint32).ravel()[::1024], dtype=np.uint64))
+        assert n == g["train"], "generate wrote %d train signals, the file has %d" % (g["train"], n)
+        nbytes = n * length * 4
+        size = os.path.getsize(path)
+        chunk_bytes = chunks[0] * length * 4
+        in_order = all(b > a for a, b in zip(offsets, offsets[1:]))
+        gaps = sum(b - a - chunk_bytes for a, b in zip(offsets, offsets[1:]))
+        layout = "%s, spanning %d bytes from byte %d (%d bytes of other objects between them)" % (
+            "in file order" if in_order else "NOT in file order", max(offsets) + chunk_bytes - min(offsets), min(offsets),
+            gaps)
+        offset = min(min(offsets), size - nbytes)
+        log("    %s: %.1f MB; train %d signals (%.1f MB), chunks %s %s" % (path, size / 1e6, n, nbytes / 1e6, chunks, layout))
+        warm(path)
+        reps = 5
+        th, t1, tr, ty, cpu_h, cpu_r = [], [], [], [], [], []
+        bad = False
+        for rep in range(reps):
+            r = self.sig("stream", path, "--split", "train", "--block", block)
+            r1 = self.sig("stream", path, "--split", "train", "--block", block, "--threads", 1)
+            rr = self.sig("rawread", path, "--bytes", nbytes, "--offset", offset)
+            GUARD.wait()
+            ty.append(py_rawread(path, offset, nbytes))
+            bad = bad or r["sum"] != expect or r1["sum"] != expect or rr["bytes"] != nbytes
+            th.append(r["seconds"])
+            t1.append(r1["seconds"])
+            tr.append(rr["seconds"])
+            cpu_h.append((r["user_s"], r["sys_s"]))
+            cpu_r.append((rr["user_s"], rr["sys_s"]))
+            log("    rep %d/%d: h5ml read_range %.3f s (user %.3f, sys %.3f), 1 thread %.3f s; read() %.3f s (sys %.3f); "
+                "os.read %.3f s" % (rep + 1, reps, th[-1], r["user_s"], r["sys_s"], t1[-1], tr[-1], rr["sys_s"], ty[-1]))
+        mh, m1, mr, my = (median(x) for x in (th, t1, tr, ty))
+        self.table.add("8 stream train split vs read()", secs(mh), secs(mr), mr / mh, ">= 0.8", mr / mh >= 0.8,
+                       n / mh, n / mr, nbytes / mh / 1e6, nbytes / mr / 1e6)
+        self.table.add("8 stream train split, 1 thread (context)", secs(m1), secs(mr), mr / m1, "-", None,
+                       n / m1, n / mr, nbytes / m1 / 1e6, nbytes / mr / 1e6)
+        self.table.add("8 stream train split vs Python os.read (context)", secs(mh), secs(my), my / mh, "-", None,
+                       n / mh, n / my, nbytes / mh / 1e6, nbytes / my / 1e6)
+        hu, hs = (median(x) for x in zip(*cpu_h))
+        ru, rs = (median(x) for x in zip(*cpu_r))
+        self.table.notes.append("8: train split of a generated uncompressed split file (%d signals of %d, %.1f MB of "
+                                "%.1f MB; chunks %s %s), h5ml_sigreader_read_range in blocks of %d signals (one "
+                                "reused buffer) vs read() of the same %d bytes from byte %d in 1 MiB pieces; the file "
+                                "was read once before timing, so every run reads from the page cache"
+                                % (n, length, nbytes / 1e6, size / 1e6, chunks, layout, block, nbytes, offset))
+        self.table.notes.append("8: CPU medians: h5ml user %.3f s + system %.3f s; read() user %.3f s + system %.3f s; "
+                                "values streamed match h5py's: %s" % (hu, hs, ru, rs, "no" if bad else "yes"))
+        unlink(path)
 
 def write_molecules(path, n, block=10000, distinct=4):
     """n 8-atom molecules in extended XYZ (no cell, energy, forces). `distinct` blocks of
@@ -695,7 +1051,8 @@ def main():
     ap.add_argument("--bench-dir", required=True, help="directory of the built bench programs; results.md goes here")
     ap.add_argument("--quick", action="store_true", help="smaller data sets, 100k molecules for the memory case")
     ap.add_argument("--workdir", help="directory for temporary files (default: a new one under /tmp)")
-    ap.add_argument("--cases", default="1,3,4,5", help="comma-separated cases to run (1 includes 2; default all)")
+    ap.add_argument("--cases", default="1,3,4,5,6,7,8",
+                    help="comma-separated cases to run (1 includes 2; default all)")
     args = ap.parse_args()
     if args.quick:
         GUARD.budget = 5.0
@@ -714,6 +1071,12 @@ def main():
             b.case_memory()
         if "5" in cases:
             b.case_read()
+        if "6" in cases:
+            b.case_sigwrite()
+        if "7" in cases:
+            b.case_sigread()
+        if "8" in cases:
+            b.case_sigstream()
     total = time.perf_counter() - t_start
     t = b.table
     head = "\n".join("%-8s %s" % (k + ":", v) for k, v in info if k != "workdir")

@@ -27,15 +27,71 @@ void h5ml__scratch_free(scratch *s)
     memset(s, 0, sizeof *s);
 }
 
-/* HDF5's shuffle: byte k of every element, then byte k+1, ... */
-static void shuffle(const unsigned char *src, unsigned char *dst, size_t n, size_t elem)
+/* HDF5's shuffle: byte k of every element, then byte k+1, ... Four- and eight-byte elements
+ * (float32, float64, int64: nearly everything written) go through one pass that reads each
+ * element once and writes every plane, which the compiler vectorizes. */
+__attribute__((target_clones("arch=x86-64-v3", "default"), optimize("O3")))
+static void shuffle4(const unsigned char *restrict s, unsigned char *restrict d, size_t count)
+{
+    unsigned char *d0 = d, *d1 = d + count, *d2 = d + 2 * count, *d3 = d + 3 * count;
+    for (size_t i = 0; i < count; i++) {
+        d0[i] = s[4 * i];
+        d1[i] = s[4 * i + 1];
+        d2[i] = s[4 * i + 2];
+        d3[i] = s[4 * i + 3];
+    }
+}
+
+__attribute__((target_clones("arch=x86-64-v3", "default"), optimize("O3")))
+static void shuffle8(const unsigned char *restrict s, unsigned char *restrict d, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        for (size_t k = 0; k < 8; k++) d[k * count + i] = s[8 * i + k];
+}
+
+__attribute__((target_clones("arch=x86-64-v3", "default"), optimize("O3")))
+static void unshuffle4(const unsigned char *restrict s, unsigned char *restrict d, size_t count)
+{
+    const unsigned char *s0 = s, *s1 = s + count, *s2 = s + 2 * count, *s3 = s + 3 * count;
+    for (size_t i = 0; i < count; i++) {
+        d[4 * i] = s0[i];
+        d[4 * i + 1] = s1[i];
+        d[4 * i + 2] = s2[i];
+        d[4 * i + 3] = s3[i];
+    }
+}
+
+__attribute__((target_clones("arch=x86-64-v3", "default"), optimize("O3")))
+static void unshuffle8(const unsigned char *restrict s, unsigned char *restrict d, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        for (size_t k = 0; k < 8; k++) d[8 * i + k] = s[k * count + i];
+}
+
+void h5ml__shuffle(const unsigned char *src, unsigned char *dst, size_t n, size_t elem)
 {
     size_t count = n / elem;
-    for (size_t k = 0; k < elem; k++) {
-        unsigned char *d = dst + k * count;
-        const unsigned char *s = src + k;
-        for (size_t i = 0; i < count; i++) d[i] = s[i * elem];
-    }
+    if (elem == 4) shuffle4(src, dst, count);
+    else if (elem == 8) shuffle8(src, dst, count);
+    else
+        for (size_t k = 0; k < elem; k++) {
+            unsigned char *d = dst + k * count;
+            const unsigned char *s = src + k;
+            for (size_t i = 0; i < count; i++) d[i] = s[i * elem];
+        }
+    memcpy(dst + count * elem, src + count * elem, n - count * elem);
+}
+
+void h5ml__unshuffle(const unsigned char *src, unsigned char *dst, size_t n, size_t elem)
+{
+    size_t count = n / elem;
+    if (elem == 4) unshuffle4(src, dst, count);
+    else if (elem == 8) unshuffle8(src, dst, count);
+    else
+        for (size_t k = 0; k < elem; k++) {
+            const unsigned char *s = src + k * count;
+            for (size_t i = 0; i < count; i++) dst[i * elem + k] = s[i];
+        }
     memcpy(dst + count * elem, src + count * elem, n - count * elem);
 }
 
@@ -125,6 +181,31 @@ static size_t deflate_chunk(scratch *s, int level, const unsigned char *data, si
     return w + 4;
 }
 
+/* ---- LZF --------------------------------------------------------------------------------
+ * The same idea for h5py's LZF filter: a leading run of noise planes becomes LZF literal runs
+ * (a control byte k < 32, then k + 1 bytes), which is what LZF's matcher would emit for them
+ * anyway, and only the rest goes through lzf_compress. LZF streams concatenate (a back
+ * reference is relative to the output so far), so the decoder sees one stream. */
+static size_t lzf_chunk(scratch *s, const unsigned char *data, size_t n, size_t plane, bool keep)
+{
+    size_t noise = 0;
+    if (plane > 0)
+        while (noise + 2 * plane <= n && plane_is_noise(s, data + noise, plane)) noise += plane;
+    size_t cap = keep ? n + n / 16 + 64 : n; /* LZF's worst case fits in n + n/16 + 64 */
+    if (reserve(&s->b, &s->cap_b, cap) < 0) return (size_t)-1;
+    size_t w = 0;
+    for (size_t at = 0; at < noise; at += 32) {
+        size_t k = noise - at < 32 ? noise - at : 32;
+        if (w + 1 + k > cap) return 0; /* would not shrink */
+        s->b[w++] = (unsigned char)(k - 1);
+        memcpy(s->b + w, data + at, k);
+        w += k;
+    }
+    if (noise == n) return w;
+    unsigned got = lzf_compress(data + noise, (unsigned)(n - noise), s->b + w, (unsigned)(cap - w));
+    return got == 0 ? 0 : w + got;
+}
+
 const void *h5ml__pipe_encode(const pipeline *p, size_t elem, const void *src, size_t n, scratch *s, size_t *out_n,
                               uint32_t *mask, bool keep)
 {
@@ -133,7 +214,7 @@ const void *h5ml__pipe_encode(const pipeline *p, size_t elem, const void *src, s
     *out_n = n;
     if (p->shuffle && elem > 1) {
         if (reserve(&s->a, &s->cap_a, n) < 0) return NULL;
-        shuffle(data, s->a, n, elem);
+        h5ml__shuffle(data, s->a, n, elem);
         data = s->a;
     }
     if (p->codec == PIPE_NONE) return data;
@@ -143,9 +224,9 @@ const void *h5ml__pipe_encode(const pipeline *p, size_t elem, const void *src, s
         got = deflate_chunk(s, p->level, data, n, plane);
         if (got == (size_t)-1) return NULL;
     } else {
-        size_t cap = keep ? n + n / 16 + 64 : n; /* LZF's worst case fits in n + n/16 + 64 */
-        if (reserve(&s->b, &s->cap_b, cap) < 0) return NULL;
-        got = lzf_compress(data, (unsigned)n, s->b, (unsigned)cap);
+        size_t plane = p->shuffle && elem > 1 ? n / elem : 0;
+        got = lzf_chunk(s, data, n, plane, keep);
+        if (got == (size_t)-1) return NULL;
     }
     if (got == 0 || (got >= n && !keep)) {
         /* Not smaller: stored as HDF5 stores a chunk whose optional filters were skipped. */

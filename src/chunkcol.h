@@ -61,6 +61,10 @@ typedef struct colsink {
     struct h5ml_pool *pool;
 } colsink;
 
+/* HDF5's shuffle filter and its inverse (n bytes of elem-byte elements). */
+void h5ml__shuffle(const unsigned char *src, unsigned char *dst, size_t n, size_t elem);
+void h5ml__unshuffle(const unsigned char *src, unsigned char *dst, size_t n, size_t elem);
+
 /* Reads the dataset's layout and filters; returns 0 or -1 (not chunked / not resizable). */
 int h5ml__col_attach(column *c, hid_t dset, hid_t memtype, int64_t rows, char *why, size_t whylen);
 /* Appends `n` rows from `src` (row_bytes each). */

@@ -141,6 +141,7 @@ int h5ml__element_z(const char *sym, size_t len); /* -1 if unknown; case-insensi
 int h5ml__validate(const h5ml_structure *s, char *msg, size_t msglen);
 /* Whether any of v[0..n) is NaN or Inf. */
 bool h5ml__any_nonfinite(const double *v, int64_t n);
+bool h5ml__any_nonfinite_f32(const float *v, int64_t n);
 /* Plausibility: closest pair below 0.5 A (periodic images counted). Returns 1 and sets
  * *i, *j, *d if such a pair exists. */
 int h5ml__close_pair(int64_t n, const double *pos, const double *cell, const uint8_t *pbc,

@@ -5,6 +5,7 @@
  * through H5Dread. A true LRU cache (capacity in signals) and a prefetch block (consecutive
  * signals read together) sit in front. */
 #define _GNU_SOURCE
+#include "chunkcol.h"
 #include "pool.h"
 #include "signals_priv.h"
 
@@ -257,15 +258,41 @@ static int64_t rows_of(hid_t d)
 }
 
 /* Decides whether the signals' chunks can be read directly and how they are filtered. */
+/* A contiguous, unfiltered float32 dataset (what h5py writes without compression) is one
+ * "chunk" of every row, read directly too. */
+static bool classify_contiguous(h5ml_sigreader *r, hid_t dcpl, hid_t t)
+{
+    if (H5Pget_layout(dcpl) != H5D_CONTIGUOUS || H5Tequal(t, H5T_IEEE_F32LE) <= 0 || H5Pget_nfilters(dcpl) != 0) return false;
+    haddr_t addr = H5Dget_offset(r->signals);
+    r->chunk_rows = r->n > 0 ? r->n : 1;
+    r->nchunks = 1;
+    r->chunks = calloc(1, sizeof *r->chunks);
+    if (r->chunks == NULL) return false;
+    r->chunks[0] = (chunk_loc){ addr, (hsize_t)(r->n * r->length) * sizeof(float), 0, true, addr != HADDR_UNDEF };
+    return true;
+}
+
+/* Decides whether the signals can be read directly (pread and, for filtered chunks, decoded
+ * here) and how they are filtered. */
 static void classify_chunks(h5ml_sigreader *r)
 {
     hid_t dcpl = H5Dget_create_plist(r->signals), t = H5Dget_type(r->signals);
     hsize_t chunk[2] = { 0, 0 };
-    bool ok = H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 2, chunk) == 2 && chunk[1] == (hsize_t)r->length &&
-              H5Tequal(t, H5T_IEEE_F32LE) > 0;
-    int nf = ok ? H5Pget_nfilters(dcpl) : 0;
     r->shuffle = false;
     r->codec = 0;
+    r->nfilters = 0;
+    void *h = NULL;
+    bool ok = H5Fget_vfd_handle(r->file, H5P_DEFAULT, &h) >= 0 && h != NULL;
+    if (ok && classify_contiguous(r, dcpl, t)) {
+        r->direct = true;
+        r->fd = *(int *)h;
+        H5Tclose(t);
+        H5Pclose(dcpl);
+        return;
+    }
+    ok = ok && H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 2, chunk) == 2 && chunk[1] == (hsize_t)r->length &&
+         H5Tequal(t, H5T_IEEE_F32LE) > 0;
+    int nf = ok ? H5Pget_nfilters(dcpl) : 0;
     r->nfilters = nf;
     for (int i = 0; ok && i < nf; i++) {
         unsigned flags, cd[8];
@@ -276,8 +303,6 @@ static void classify_chunks(h5ml_sigreader *r)
         else if (id == H5ML_FILTER_LZF && i == nf - 1) r->codec = 2;
         else ok = false;
     }
-    void *h = NULL;
-    if (ok && (H5Fget_vfd_handle(r->file, H5P_DEFAULT, &h) < 0 || h == NULL)) ok = false;
     r->direct = ok;
     if (ok) {
         r->fd = *(int *)h;
@@ -489,16 +514,6 @@ static int grow(unsigned char **p, size_t *cap, size_t n)
     return 0;
 }
 
-static void unshuffle(const unsigned char *src, unsigned char *dst, size_t n, size_t elem)
-{
-    size_t count = n / elem;
-    for (size_t k = 0; k < elem; k++) {
-        const unsigned char *s = src + k * count;
-        for (size_t i = 0; i < count; i++) dst[i * elem + k] = s[i];
-    }
-    memcpy(dst + count * elem, src + count * elem, n - count * elem);
-}
-
 /* Reads and decodes chunk `l` (raw size `full` bytes) into out. Thread-safe given its own
  * decoder. Returns 0, or -1 with a reason in why. */
 static int decode_chunk(int fd, const chunk_loc *l, bool shuffle, int codec, size_t full, decoder *d, unsigned char *out,
@@ -530,7 +545,34 @@ static int decode_chunk(int fd, const chunk_loc *l, bool shuffle, int codec, siz
         if (n != full) return *why = "unfiltered chunk of the wrong size", -1;
         memcpy(dst, cur, full);
     }
-    if (sh) unshuffle(dst, out, full, sizeof(float));
+    if (sh) h5ml__unshuffle(dst, out, full, sizeof(float));
+    return 0;
+}
+
+/* Whether chunk l holds its rows as plain float32 (no filter, or every filter skipped). */
+static bool is_raw(const h5ml_sigreader *r, const chunk_loc *l)
+{
+    unsigned all = (1u << r->nfilters) - 1;
+    return l->present && (r->nfilters == 0 || (l->mask & all) == all);
+}
+
+/* Rows [row, row+k) of raw chunk l straight into out. */
+static int pread_rows(int fd, const chunk_loc *l, int64_t row, int64_t k, int64_t length, float *out)
+{
+    size_t bytes = sizeof(float) * (size_t)(k * length);
+    haddr_t at = l->addr + (haddr_t)row * (haddr_t)length * sizeof(float);
+    if ((hsize_t)(row + k) * (hsize_t)length * sizeof(float) > l->size) return -1;
+    unsigned char *p = (unsigned char *)out;
+    while (bytes > 0) {
+        ssize_t got = pread(fd, p, bytes, (off_t)at);
+        if (got <= 0) {
+            if (got < 0 && errno == EINTR) continue;
+            return -1;
+        }
+        p += got;
+        bytes -= (size_t)got;
+        at += (haddr_t)got;
+    }
     return 0;
 }
 
@@ -569,31 +611,50 @@ typedef struct batch {
     int64_t failed_chunk;
 } batch;
 
+/* The wants of one raw chunk: runs of consecutive rows going to consecutive outputs are
+ * one pread each (a range read is one pread per chunk). */
+static int read_raw_group(batch *b, const want *w, int64_t n)
+{
+    h5ml_sigreader *r = b->r;
+    for (int64_t k = 0; k < n;) {
+        int64_t run = 1;
+        while (k + run < n && w[k + run].row == w[k].row + run && w[k + run].pos == w[k].pos + run) run++;
+        if (pread_rows(r->fd, &r->chunks[w[k].chunk], w[k].row, run, r->length, b->out + (size_t)w[k].pos * (size_t)r->length) < 0)
+            return -1;
+        k += run;
+    }
+    return 0;
+}
+
 static void *batch_worker(void *arg)
 {
     batch *b = arg;
     h5ml_sigreader *r = b->r;
     size_t full = (size_t)(r->chunk_rows * r->length) * sizeof(float);
     decoder d = { 0 };
-    float *chunk = malloc(full);
+    float *chunk = NULL;
     for (;;) {
         int64_t g = __atomic_fetch_add(&b->next, 1, __ATOMIC_RELAXED);
-        if (g >= b->ngroups || chunk == NULL) break;
+        if (g >= b->ngroups) break;
         const want *first = &b->w[b->group_start[g]];
+        int64_t nw = b->group_start[g + 1] - b->group_start[g];
+        const chunk_loc *l = &r->chunks[first->chunk];
         const char *why = NULL;
-        if (decode_chunk(r->fd, &r->chunks[first->chunk], r->shuffle, r->codec, full, &d, (unsigned char *)chunk, &why) < 0) {
-            b->why = why;
-            b->failed_chunk = first->chunk;
-            __atomic_store_n(&b->failed, true, __ATOMIC_RELAXED);
-            break;
+        if (is_raw(r, l)) {
+            if (read_raw_group(b, first, nw) == 0) continue;
+            why = "short read";
+        } else if (chunk == NULL && (chunk = malloc(full)) == NULL) {
+            why = "out of memory";
+        } else if (decode_chunk(r->fd, l, r->shuffle, r->codec, full, &d, (unsigned char *)chunk, &why) == 0) {
+            for (int64_t k = 0; k < nw; k++)
+                memcpy(b->out + (size_t)first[k].pos * (size_t)r->length, chunk + (size_t)first[k].row * (size_t)r->length,
+                       sizeof(float) * (size_t)r->length);
+            continue;
         }
-        for (int64_t k = b->group_start[g]; k < b->group_start[g + 1]; k++)
-            memcpy(b->out + (size_t)b->w[k].pos * (size_t)r->length, chunk + (size_t)b->w[k].row * (size_t)r->length,
-                   sizeof(float) * (size_t)r->length);
-    }
-    if (chunk == NULL) {
-        b->why = "out of memory";
+        b->why = why;
+        b->failed_chunk = first->chunk;
         __atomic_store_n(&b->failed, true, __ATOMIC_RELAXED);
+        break;
     }
     free(chunk);
     decoder_free(&d);
@@ -625,6 +686,7 @@ static int read_direct(h5ml_sigreader *r, const int64_t *idx, int64_t n, float *
     int64_t threads = opt(r, H5ML_SIGR_THREADS);
     int nt = (int)(threads ? threads : h5ml__default_threads());
     if (nt > ng) nt = (int)ng;
+    if (r->nfilters == 0) nt = 1; /* plain preads: the kernel's copy, nothing to spread */
     pthread_t tid[64];
     int started = 0;
     for (int t = 1; t < nt && t < 64 && rc == H5ML_OK; t++)
@@ -645,6 +707,13 @@ static int read_one(h5ml_sigreader *r, int64_t i, float *out)
     if (!r->direct) return read_rows_h5(r, i, 1, out);
     int64_t c = i / r->chunk_rows;
     size_t full = (size_t)(r->chunk_rows * r->length) * sizeof(float);
+    if (locate(r, c) < 0) return h5ml__fail_h5(&r->base, H5ML_ERR_HDF5, "%s: cannot locate a chunk of signals", r->path);
+    if (is_raw(r, &r->chunks[c])) { /* just the row, straight into out */
+        r->stats.chunks_read++;
+        if (pread_rows(r->fd, &r->chunks[c], i % r->chunk_rows, 1, r->length, out) < 0)
+            return h5ml__fail(&r->base, H5ML_ERR_IO, "%s: cannot read signal %lld", r->path, (long long)i);
+        return H5ML_OK;
+    }
     if (c != r->last_chunk) {
         if (r->last == NULL && (r->last = malloc(full)) == NULL) return h5ml__fail(&r->base, H5ML_ERR_NOMEM, "out of memory");
         if (locate(r, c) < 0) return h5ml__fail_h5(&r->base, H5ML_ERR_HDF5, "%s: cannot locate a chunk of signals", r->path);

@@ -101,11 +101,13 @@ static void pipeline_from_options(h5ml_sigwriter *w)
     w->pipe.nfilters = (w->pipe.shuffle ? 1 : 0) + (w->pipe.codec != PIPE_NONE ? 1 : 0);
 }
 
-/* Signals per chunk: about 256 KiB of them (a whole signal at least), so one random read
- * decompresses little more than the signal it wants. */
-static int64_t default_chunk_rows(int64_t length)
+/* Signals per chunk. Compressed: about 256 KiB of them (a whole signal at least), so one
+ * random read decompresses little more than the signal it wants. Uncompressed: about 4 MiB,
+ * since a reader takes just the rows it wants from an unfiltered chunk, and big chunks make
+ * big writes. */
+static int64_t default_chunk_rows(int64_t length, bool filtered)
 {
-    int64_t rows = (256 * 1024) / (4 * length);
+    int64_t rows = (filtered ? 256 * 1024 : 4 * 1024 * 1024) / (4 * length);
     return rows < 1 ? 1 : rows;
 }
 
@@ -206,9 +208,9 @@ int h5ml_sigwriter_create(h5ml_sigwriter *w, const char *path, h5ml_sig_layout l
     w->cache_name = cache_name ? strdup(cache_name) : name_from_path(path);
     w->layout = layout;
     w->length = length;
-    int64_t rows = opt(w, H5ML_SIG_CHUNK_ROWS);
-    w->chunk_rows = rows ? rows : default_chunk_rows(length);
     pipeline_from_options(w);
+    int64_t rows = opt(w, H5ML_SIG_CHUNK_ROWS);
+    w->chunk_rows = rows ? rows : default_chunk_rows(length, w->pipe.codec != PIPE_NONE);
     struct stat st;
     w->replacing = stat(path, &st) == 0;
     int rc = H5ML_OK;
@@ -343,7 +345,7 @@ static int check_add(h5ml_sigwriter *w, int split, int64_t count, const float *s
             if (sig64 && h5ml__any_nonfinite(sig64 + k * w->length, w->length)) {
                 for (int64_t i = 0; i < w->length && bad < 0; i++)
                     if (!isfinite(sig64[k * w->length + i])) bad = i;
-            } else if (sig) {
+            } else if (sig && h5ml__any_nonfinite_f32(sig + k * w->length, w->length)) {
                 for (int64_t i = 0; i < w->length && bad < 0; i++)
                     if (!isfinite(sig[k * w->length + i])) bad = i;
             }

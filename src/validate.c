@@ -23,6 +23,18 @@ bool h5ml__any_nonfinite(const double *v, int64_t n)
     return hit != 0;
 }
 
+__attribute__((optimize("O3")))
+bool h5ml__any_nonfinite_f32(const float *v, int64_t n)
+{
+    uint32_t hit = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], sizeof u);
+        hit |= (~u & UINT32_C(0x7f800000)) == 0;
+    }
+    return hit != 0;
+}
+
 /* 0 = all finite, 1 = some NaN, 2 = some Inf (NaN reported first, as numpy checks would). */
 static int scan_finite(const double *v, size_t n)
 {
