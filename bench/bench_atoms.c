@@ -16,6 +16,8 @@
  *
  * Loading the arrays is not timed; the time runs from h5ml_writer_new/open to the return of
  * h5ml_writer_close (finalize included). Prints one JSON object on stdout. */
+#define BENCH_NAME "bench_atoms"
+#include "bench_util.h"
 #include "h5ml.h"
 
 #include <hdf5.h>
@@ -26,53 +28,12 @@
 #include <sys/stat.h>
 #include <time.h>
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* CPU seconds (user, system) used by this process so far. */
-static void cpu(double *user, double *sys)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    *user = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6;
-    *sys = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
-}
-
-static void die(const char *fmt, const char *a, const char *b)
-{
-    fprintf(stderr, "bench_atoms: ");
-    fprintf(stderr, fmt, a, b);
-    fputc('\n', stderr);
-    exit(2);
-}
-
 /* Reads DIR/name entirely; checks that it holds `expect` bytes (if >= 0). */
 static void *load(const char *dir, const char *name, long long expect, long long *got)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) die("cannot open %s%s", path, "");
-    fseek(f, 0, SEEK_END);
-    long long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (expect >= 0 && n < expect) die("%s is too short%s", path, "");
-    void *p = malloc(n > 0 ? (size_t)n : 1);
-    if (p == NULL) die("out of memory loading %s%s", path, "");
-    if (n > 0 && fread(p, 1, (size_t)n, f) != (size_t)n) die("cannot read %s%s", path, "");
-    fclose(f);
-    if (got) *got = n;
-    return p;
-}
-
-static long long file_size(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+    return load_path(path, expect, got);
 }
 
 static int cmd_write(int argc, char **argv)

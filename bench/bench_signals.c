@@ -33,6 +33,8 @@
  * stream and rawread commands reuse one buffer, so for them it covers the first word of
  * every 4 KiB only (enough to catch a wrong offset without costing time). */
 #define _GNU_SOURCE
+#define BENCH_NAME "bench_signals"
+#include "bench_util.h"
 #include "h5ml.h"
 
 #include <fcntl.h>
@@ -45,53 +47,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* CPU seconds (user, system) used by this process so far. */
-static void cpu(double *user, double *sys)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    *user = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6;
-    *sys = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
-}
-
-static void die(const char *fmt, const char *a, const char *b)
-{
-    fprintf(stderr, "bench_signals: ");
-    fprintf(stderr, fmt, a, b);
-    fputc('\n', stderr);
-    exit(2);
-}
-
-/* Reads `path` entirely; checks that it holds at least `expect` bytes (if >= 0). */
-static void *load(const char *path, long long expect, long long *got)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) die("cannot open %s%s", path, "");
-    fseek(f, 0, SEEK_END);
-    long long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (expect >= 0 && n < expect) die("%s is too short%s", path, "");
-    void *p = malloc(n > 0 ? (size_t)n + 1 : 1);
-    if (p == NULL) die("out of memory loading %s%s", path, "");
-    if (n > 0 && fread(p, 1, (size_t)n, f) != (size_t)n) die("cannot read %s%s", path, "");
-    fclose(f);
-    if (got) *got = n;
-    return p;
-}
-
-static long long file_size(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
-}
 
 static int parse_compression(const char *v)
 {
@@ -149,13 +104,13 @@ static int cmd_write(int argc, char **argv)
     }
     if (n < 1 || len < 1) die("N and L must be positive%s%s", "", "");
 
-    float *signals = load(raw, n * len * 4, NULL);
-    int64_t *labels = labels_path ? load(labels_path, n * 8, NULL) : calloc((size_t)n, sizeof *labels);
+    float *signals = load_path(raw, n * len * 4, NULL);
+    int64_t *labels = labels_path ? load_path(labels_path, n * 8, NULL) : calloc((size_t)n, sizeof *labels);
     if (labels == NULL) die("out of memory%s%s", "", "");
     char *meta_text = NULL, **meta = NULL;
     if (meta_path) {
         long long mlen;
-        meta_text = load(meta_path, -1, &mlen);
+        meta_text = load_path(meta_path, -1, &mlen);
         meta = split_lines(meta_text, mlen, n, meta_path);
     }
 
@@ -247,7 +202,7 @@ static int cmd_read(int argc, char **argv)
     bool batch = strcmp(mode, "batch") == 0;
     if (!batch && strcmp(mode, "get") != 0) die("unknown mode %s%s", mode, "");
     long long nbytes;
-    int64_t *idx = load(idx_path, -1, &nbytes);
+    int64_t *idx = load_path(idx_path, -1, &nbytes);
     long long k = nbytes / 8;
 
     h5ml_sigreader *r = open_reader(path, split, threads, cache);
