@@ -23,7 +23,7 @@ ctest:
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 pytest:
-	@H5ML_BIN=$(CURDIR)/$(BUILD)/h5ml $(PY) -m pytest -q tests/python
+	@PYTHONPATH=$(CURDIR)/$(BUILD)/python H5ML_BIN=$(CURDIR)/$(BUILD)/h5ml $(PY) -m pytest -q tests/python
 
 demo: deps build
 	@scripts/demo.sh $(BUILD)/h5ml

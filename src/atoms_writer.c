@@ -38,7 +38,7 @@ struct h5ml_writer {
     pipeline pipe;        /* of new datasets */
     int64_t chunk_atoms, chunk_structs;
     colsink sink;
-    bool is_open, finalized, created, swmr;
+    bool is_open, finalized, created, swmr, rolled_back;
     double last_ckpt;
     int64_t added, checkpoints, dropped;
     h5ml_attrlist meta;   /* the caller's extra /metadata attributes */
@@ -668,13 +668,16 @@ static int append_structure(h5ml_writer *w, const h5ml_structure *s)
     return H5ML_OK;
 }
 
+static int not_open(h5ml_writer *w)
+{
+    if (w->rolled_back) return h5ml__fail(&w->base, H5ML_ERR_STATE, "the writer was rolled back: open a new one to write again");
+    if (w->finalized) return h5ml__fail(&w->base, H5ML_ERR_STATE, "Cannot add structures after finalize() has been called");
+    return h5ml__fail(&w->base, H5ML_ERR_STATE, "the writer is not open");
+}
+
 static int add_one(h5ml_writer *w, const h5ml_structure *s)
 {
-    if (!w->is_open) {
-        if (w->finalized)
-            return h5ml__fail(&w->base, H5ML_ERR_STATE, "Cannot add structures after finalize() has been called");
-        return h5ml__fail(&w->base, H5ML_ERR_STATE, "the writer is not open");
-    }
+    if (!w->is_open) return not_open(w);
     if (s == NULL) return h5ml__fail(&w->base, H5ML_ERR_ARG, "no structure given");
     if (s->natoms < 0 || (s->natoms > 0 && (!s->numbers || !s->positions || !s->forces)))
         return h5ml__fail(&w->base, H5ML_ERR_ARG, "structure arrays missing (numbers, positions and forces are required)");
@@ -1117,11 +1120,7 @@ static int check_and_write(h5ml_writer *w, const h5ml_batch *b, const int64_t *o
 
 static int add_batch(h5ml_writer *w, const h5ml_batch *b)
 {
-    if (!w->is_open) {
-        if (w->finalized)
-            return h5ml__fail(&w->base, H5ML_ERR_STATE, "Cannot add structures after finalize() has been called");
-        return h5ml__fail(&w->base, H5ML_ERR_STATE, "the writer is not open");
-    }
+    if (!w->is_open) return not_open(w);
     int64_t n = b->count;
     int64_t *off = malloc(sizeof *off * (size_t)(n + 1));
     if (off == NULL) return h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
@@ -1353,6 +1352,7 @@ int h5ml_writer_rollback(h5ml_writer *w)
     int rc = rollback(w);
     unlock(w);
     w->finalized = true;
+    w->rolled_back = true;
     w->n = w->n0;
     w->m = w->m0;
     w->stats = w->stats0;

@@ -54,6 +54,7 @@ typedef struct safe_file {
     bool have_sb;
     dev_t dev;
     ino_t ino;
+    pid_t pid; /* the process that opened it: a forked child must not drop the parent's lock */
 } safe_file;
 
 static uint32_t rot(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
@@ -257,6 +258,7 @@ static H5FD_t *safe_open(const char *name, unsigned flags, hid_t fapl, haddr_t m
     }
     if (flags & H5F_ACC_TRUNC) st.st_size = 0;
     f->fd = fd;
+    f->pid = getpid();
     f->eof = (haddr_t)st.st_size;
     f->dev = st.st_dev;
     f->ino = st.st_ino;
@@ -466,6 +468,9 @@ static herr_t safe_lock(H5FD_t *p, hbool_t rw)
 static herr_t safe_unlock(H5FD_t *p)
 {
     safe_file *f = (safe_file *)p;
+    /* flock belongs to the open file, which a forked child shares with its parent: a child
+     * closing its copy must leave the parent's lock alone. */
+    if (f->pid != getpid()) return 0;
     if (flock(f->fd, LOCK_UN) < 0 && errno != ENOSYS) return -1;
     return 0;
 }

@@ -323,7 +323,7 @@ static int check_add(h5ml_sigwriter *w, int split, int64_t count, const float *s
                                                                   : "the writer is not open");
     if (count < 0 || (count > 0 && ((!sig && !sig64) || !labels)))
         return h5ml__fail(&w->base, H5ML_ERR_ARG, "signals and labels are required (count %lld)", (long long)count);
-    if (w->layout == H5ML_SIG_FLAT && split != H5ML_NO_SPLIT && split != 0)
+    if (w->layout == H5ML_SIG_FLAT && split != H5ML_NO_SPLIT)
         return h5ml__fail(&w->base, H5ML_ERR_ARG, "%s: a flat cache has no splits (got split %d)", w->path, split);
     if (w->layout == H5ML_SIG_SPLIT && (split < 0 || split > 2))
         return h5ml__fail(&w->base, H5ML_ERR_ARG, "%s: split must be train (0), val (1) or test (2) (got %d)", w->path, split);
