@@ -28,7 +28,7 @@ Cases (each prints its progress to stderr; the table goes to stdout and to
      vs the original StreamingHDF5Dataset.__getitem__ loop `for i in idx: f['signals'][i]`;
      each reader on the other's file for context. The files are read once first (page cache).
   8. Streaming the train split of an uncompressed generated split file in order with
-     h5ml_sigreader_read_range (blocks of 32 signals) vs plain read() in 1 MiB pieces (C) of
+     h5ml_sigreader_read_range (blocks of 4 signals) vs plain read() into a buffer of the same size (C) of
      the same number of bytes from the same file; the file is read once first, so both read
      from the page cache.
 
@@ -426,7 +426,7 @@ def h5py_random_reads(path, idx):
 
 
 def py_rawread(path, offset, nbytes, piece=1 << 20):
-    """os.read in 1 MiB pieces; returns seconds."""
+    """os.read in pieces of `piece` bytes; returns seconds."""
     t0 = time.perf_counter()
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -925,7 +925,7 @@ class Bench:
         path = os.path.join(self.work, "stream_none.h5")
         log("[8] streaming: generating a split file of %d x 11 signals, uncompressed (bench_signals generate)" % per_class)
         g = self.sig("generate", path, "--per-class", per_class, "--compression", "none", timed=False)
-        block = 32
+        block = 4  # signals per read_range call; read() uses a buffer of the same size
         with h5py.File(path, "r") as f:
             ds = f["train/signals"]
             n, length = ds.shape
@@ -952,9 +952,9 @@ class Bench:
         for rep in range(reps):
             r = self.sig("stream", path, "--split", "train", "--block", block)
             r1 = self.sig("stream", path, "--split", "train", "--block", block, "--threads", 1)
-            rr = self.sig("rawread", path, "--bytes", nbytes, "--offset", offset)
+            rr = self.sig("rawread", path, "--bytes", nbytes, "--offset", offset, "--piece", block * length * 4)
             GUARD.wait()
-            ty.append(py_rawread(path, offset, nbytes))
+            ty.append(py_rawread(path, offset, nbytes, block * length * 4))
             bad = bad or r["sum"] != expect or r1["sum"] != expect or rr["bytes"] != nbytes
             th.append(r["seconds"])
             t1.append(r1["seconds"])
@@ -974,7 +974,7 @@ class Bench:
         ru, rs = (median(x) for x in zip(*cpu_r))
         self.table.notes.append("8: train split of a generated uncompressed split file (%d signals of %d, %.1f MB of "
                                 "%.1f MB; chunks %s %s), h5ml_sigreader_read_range in blocks of %d signals (one "
-                                "reused buffer) vs read() of the same %d bytes from byte %d in 1 MiB pieces; the file "
+                                "reused buffer) vs read() of the same %d bytes from byte %d into a buffer of the same size; the file "
                                 "was read once before timing, so every run reads from the page cache"
                                 % (n, length, nbytes / 1e6, size / 1e6, chunks, layout, block, nbytes, offset))
         self.table.notes.append("8: CPU medians: h5ml user %.3f s + system %.3f s; read() user %.3f s + system %.3f s; "

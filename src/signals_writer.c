@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,6 +315,53 @@ static bool json_object_ok(const char *json)
     return ok;
 }
 
+/* The finite check of a big add runs on several threads: it is a pass over memory that
+ * the write (straight from the caller's array) makes again. */
+typedef struct scan {
+    const float *sig;
+    const double *sig64;
+    int64_t count, length, next, first;
+} scan;
+
+static bool signal_nonfinite(const scan *s, int64_t k)
+{
+    return s->sig64 ? h5ml__any_nonfinite(s->sig64 + k * s->length, s->length)
+                    : h5ml__any_nonfinite_f32(s->sig + k * s->length, s->length);
+}
+
+static void *scan_worker(void *arg)
+{
+    enum { STEP = 8 };
+    scan *s = arg;
+    for (;;) {
+        int64_t at = __atomic_fetch_add(&s->next, STEP, __ATOMIC_RELAXED);
+        if (at >= s->count || at >= __atomic_load_n(&s->first, __ATOMIC_RELAXED)) break;
+        for (int64_t k = at; k < at + STEP && k < s->count; k++)
+            if (signal_nonfinite(s, k)) {
+                int64_t cur = __atomic_load_n(&s->first, __ATOMIC_RELAXED);
+                while (k < cur && !__atomic_compare_exchange_n(&s->first, &cur, k, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+                }
+                break;
+            }
+    }
+    return NULL;
+}
+
+/* The first signal with a NaN or Inf sample, or count. */
+static int64_t first_nonfinite_signal(const float *sig, const double *sig64, int64_t count, int64_t length, int threads)
+{
+    scan s = { sig, sig64, count, length, 0, count };
+    if (threads <= 0) threads = h5ml__default_threads();
+    if (count * length < (1 << 22)) threads = 1; /* under 16 MiB: not worth a thread */
+    pthread_t tid[64];
+    int started = 0;
+    for (int t = 1; t < threads && t < 64; t++)
+        if (pthread_create(&tid[started], NULL, scan_worker, &s) == 0) started++;
+    scan_worker(&s);
+    for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
+    return s.first;
+}
+
 /* Everything an add is checked for, before anything is written. */
 static int check_add(h5ml_sigwriter *w, int split, int64_t count, const float *sig, const double *sig64, const int64_t *labels,
                      const char *const *meta)
@@ -340,20 +388,19 @@ static int check_add(h5ml_sigwriter *w, int split, int64_t count, const float *s
             return h5ml__fail(&w->base, H5ML_ERR_VALUE, "metadata of signal %lld is not a JSON object", (long long)k);
     }
     if (finite_only) {
-        for (int64_t k = 0; k < count; k++) {
-            int64_t bad = -1;
-            if (sig64 && h5ml__any_nonfinite(sig64 + k * w->length, w->length)) {
-                for (int64_t i = 0; i < w->length && bad < 0; i++)
-                    if (!isfinite(sig64[k * w->length + i])) bad = i;
-            } else if (sig && h5ml__any_nonfinite_f32(sig + k * w->length, w->length)) {
-                for (int64_t i = 0; i < w->length && bad < 0; i++)
-                    if (!isfinite(sig[k * w->length + i])) bad = i;
+        int64_t k = first_nonfinite_signal(sig, sig64, count, w->length, (int)opt(w, H5ML_SIG_THREADS));
+        if (k < count) {
+            int64_t bad = 0;
+            for (int64_t i = 0; i < w->length; i++) {
+                double v = sig64 ? sig64[k * w->length + i] : (double)sig[k * w->length + i];
+                if (!isfinite(v)) {
+                    bad = i;
+                    break;
+                }
             }
-            if (bad >= 0) {
-                double v = sig64 ? sig64[k * w->length + bad] : (double)sig[k * w->length + bad];
-                return h5ml__fail(&w->base, H5ML_ERR_VALUE, "signal %lld of the batch: sample %lld is %s", (long long)k,
-                                  (long long)bad, isnan(v) ? "NaN" : "Inf");
-            }
+            double v = sig64 ? sig64[k * w->length + bad] : (double)sig[k * w->length + bad];
+            return h5ml__fail(&w->base, H5ML_ERR_VALUE, "signal %lld of the batch: sample %lld is %s", (long long)k,
+                              (long long)bad, isnan(v) ? "NaN" : "Inf");
         }
     }
     return H5ML_OK;
