@@ -405,7 +405,8 @@ static void print_object(json_t *obj)
     json_t *v;
     json_object_foreach(obj, key, v)
     {
-        char *text = json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        /* 15 digits for display: 0.7, not 0.69999999999999996 (--json keeps every digit) */
+        char *text = json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
         printf("    %-24s %s\n", key, text ? text : json_string_value(v));
         free(text);
     }
