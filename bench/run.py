@@ -31,6 +31,22 @@ Cases (each prints its progress to stderr; the table goes to stdout and to
      h5ml_sigreader_read_range (blocks of 4 signals) vs plain read() into a buffer of the same size (C) of
      the same number of bytes from the same file; the file is read once first, so both read
      from the page cache.
+  9. The Python module, one structure at a time: HDF5DatasetWriter.add_structure(atoms, energy,
+     forces, stress) in a Python loop vs the original writer's h5py loop of case 2 taking the
+     same ase.Atoms (built before timing); gzip-4 (the writer's default, the target) and none;
+     rates compared (h5ml writes more structures than the slow loop). Where add_structure's
+     time goes (Atoms access, the extension's Writer.add, the library alone) is in the notes.
+ 10. HDF5DatasetWriter.add_batch(structures, energies, forces, stresses) vs h5py writing whole
+     arrays (case 1's h5py_batch_write) that it builds from the same ase.Atoms inside its timed
+     region; none and gzip-4.
+ 11. Shuffled reads through the torch datasets: (a) AtomsDataset[i] over a permutation of a
+     case-1-style file (uncompressed and gzip-4) vs a naive h5py Dataset (splits[i:i+2], then a
+     slice of every dataset); (b) StreamingHDF5Dataset(split='train')[i] on a generated gzip-4
+     split file vs the original StreamingHDF5Dataset.__getitem__ with h5py on the file the
+     original CacheManager writes, and each on the other's file for context.
+     Cases 9-11 run each side of each repetition in its own /usr/bin/python3 process
+     (bench/pycases.py, PYTHONPATH = the python directory next to --h5ml): an h5ml side never
+     loads h5py, nor an h5py side h5ml.
 
 Times are medians of repeated runs; h5ml and its peer alternate within each repetition.
 Write times include creating and closing (finalizing) the file; loading the input arrays
@@ -238,13 +254,19 @@ def h5py_batch_write(path, a, compression, shuffle, chunk_atoms=16384, chunk_str
     return time.perf_counter() - t0
 
 
-def h5py_loop_write(path, a, count, compression):
+def h5py_loop_write(path, a, count, compression, atoms=None):
     """The original HDF5DatasetWriter's way: datasets created empty (chunks=True, maxshape
     None), then per structure its checks and, for every dataset, resize by one structure
-    and assign the new rows."""
+    and assign the new rows. The rows come from the arrays `a` (case 2) or, with
+    atoms=(structures, energies, forces, stresses) (case 9: lists of ase.Atoms, floats,
+    (n, 3) arrays and Voigt rows or None), from each Atoms the way the original's
+    add_structure took them (get_atomic_numbers, get_positions, get_cell, get_pbc)."""
     kw = {} if compression is None else dict(compression=compression, compression_opts=4)
-    natoms, numbers, pos, forces = a["natoms"], a["numbers"], a["positions"], a["forces"]
-    cells, pbc, energy, stress, mask = a["cells"], a["pbc"], a["energy"], a["stress"], a["stress_mask"]
+    if atoms is None:
+        natoms, numbers, pos, forces = a["natoms"], a["numbers"], a["positions"], a["forces"]
+        cells, pbc, energy, stress, mask = a["cells"], a["pbc"], a["energy"], a["stress"], a["stress_mask"]
+    else:
+        structures, energies, forces_list, stresses = atoms
     t0 = time.perf_counter()
     with h5py.File(path, "w") as f:
         s, l = f.create_group("structures"), f.create_group("labels")
@@ -268,15 +290,23 @@ def h5py_loop_write(path, a, count, compression):
             d[0] = 0
         m = 0
         for i in range(count):
-            k = int(natoms[i])
-            z, p, fr = numbers[m:m + k], pos[m:m + k], forces[m:m + k]
-            if not np.isfinite(energy[i]):
-                raise ValueError("Invalid energy: %s" % energy[i])
+            if atoms is None:
+                k = int(natoms[i])
+                z, p, fr = numbers[m:m + k], pos[m:m + k], forces[m:m + k]
+                e, cell, pb_i, s_i, has = energy[i], cells[i], pbc[i], stress[i], mask[i]
+            else:
+                at = structures[i]
+                k = len(at)
+                z, p, cell, pb_i = at.get_atomic_numbers(), at.get_positions(), at.get_cell().array, at.get_pbc()
+                fr, e, s_i = np.asarray(forces_list[i]), energies[i], stresses[i]
+                has = s_i is not None
+            if not np.isfinite(e):
+                raise ValueError("Invalid energy: %s" % e)
             if fr.shape != p.shape:
                 raise ValueError("Forces shape %s doesn't match atoms %s" % (fr.shape, p.shape))
             if np.isnan(fr).any() or np.isinf(fr).any():
                 raise ValueError("Forces contain NaN or Inf")
-            if mask[i] and not np.isfinite(stress[i]).all():
+            if has and not np.isfinite(s_i).all():
                 raise ValueError("Stress contains NaN or Inf")
             an.resize((m + k,))
             an[m:] = z
@@ -289,15 +319,15 @@ def h5py_loop_write(path, a, count, compression):
             fs.resize((i + 2,))
             fs[i + 1] = m + k
             ce.resize((i + 1, 3, 3))
-            ce[i] = cells[i]
+            ce[i] = cell
             pb.resize((i + 1, 3))
-            pb[i] = pbc[i]
+            pb[i] = pb_i
             en.resize((i + 1,))
-            en[i] = energy[i]
+            en[i] = e
             st.resize((i + 1, 6))
-            st[i] = stress[i] if mask[i] else 0
+            st[i] = s_i if has else 0
             sm.resize((i + 1,))
-            sm[i] = mask[i]
+            sm[i] = has
             si.resize((i + 1,))
             si[i] = i
             m += k
@@ -405,6 +435,26 @@ def h5py_cache_write(path, signals, labels, meta, compression, shuffle=False):
         f.attrs["cached_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         f.attrs["compression"] = compression or "none"
     return time.perf_counter() - t0
+
+
+def h5py_split_write(path, parts, num_signals):
+    """LSTM_PFD's CacheManager.cache_dataset_with_splits as the original wrote it: the root
+    attributes, then per split a group with signals (create_dataset(data=...,
+    compression='gzip', compression_opts=4): h5py's chunks, no shuffle), labels and the
+    num_samples attribute. parts: {split: (signals, labels)} in storage order."""
+    with h5py.File(path, "w") as f:
+        f.attrs["cache_name"] = os.path.splitext(os.path.basename(path))[0]
+        f.attrs["num_signals"] = num_signals
+        f.attrs["signal_length"] = next(iter(parts.values()))[0].shape[1]
+        f.attrs["cached_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        f.attrs["split_ratios"] = (0.7, 0.15, 0.15)
+        f.attrs["stratified"] = True
+        f.attrs["random_seed"] = 42
+        for name, (sig, lab) in parts.items():
+            g = f.create_group(name)
+            g.create_dataset("signals", data=sig, compression="gzip", compression_opts=4)
+            g.create_dataset("labels", data=lab)
+            g.attrs["num_samples"] = len(sig)
 
 
 def word_sum(a):
@@ -981,6 +1031,345 @@ class Bench:
                                 "values streamed match h5py's: %s" % (hu, hs, ru, rs, "no" if bad else "yes"))
         unlink(path)
 
+    # ---- the Python module: 9 add_structure, 10 add_batch, 11 shuffled reads through the datasets ----
+
+    def pyenv(self):
+        """The environment of the Python-module children: PYTHONPATH = the build's python
+        directory (next to the h5ml program), or None when the module is not built there."""
+        if "pyenv" not in self.keep:
+            pydir = os.path.join(os.path.dirname(self.h5ml), "python")
+            env = None
+            if os.path.isdir(os.path.join(pydir, "h5ml")):
+                env = dict(os.environ)
+                env["PYTHONPATH"] = pydir
+            else:
+                log("[9-11] %s/h5ml missing (make build): the Python-module cases are skipped" % pydir)
+                self.table.notes.append("9-11: skipped: no Python module in %s (make build)" % pydir)
+            self.keep["pyenv"] = env
+        return self.keep["pyenv"]
+
+    def py(self, op, timed=True, **spec):
+        """Runs one side of one repetition in a child /usr/bin/python3 (bench/pycases.py);
+        returns its JSON result."""
+        spec["op"] = op
+        cmd = [sys.executable, os.path.join(HERE, "pycases.py"), json.dumps(spec)]
+        if timed:
+            GUARD.wait()
+        p = subprocess.run(cmd, env=self.pyenv(), capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError("pycases %s failed (exit %d): %s" % (op, p.returncode, p.stderr.strip()[-2000:]))
+        r = json.loads(p.stdout.strip().splitlines()[-1])
+        if r.get("h5py_loaded") or r.get("h5ml_loaded"):
+            raise RuntimeError("pycases %s: the child loaded the other side's module" % op)
+        return r
+
+    def py_atoms_data(self):
+        """(raw-array directory, .npz, arrays, N) of the 64-atom structures of cases 9-11:
+        case 1's generator and seed, generated once."""
+        if "pyatoms" not in self.keep:
+            n = 5000 if self.quick else 20000
+            d = os.path.join(self.work, "pyatoms")
+            log("[9] generating %d structures of 64 atoms (case 1's generator and seed)" % n)
+            a = make_atoms_data(n, 64, seed=20261121)
+            save_arrays(d, a)
+            npz = os.path.join(self.work, "pyatoms.npz")
+            np.savez(npz, **a)
+            self.keep["pyatoms"] = (d, npz, a, n)
+        return self.keep["pyatoms"]
+
+    def case_py_single(self):
+        if self.pyenv() is None:
+            return
+        d, npz, a, n = self.py_atoms_data()
+        q = self.quick
+        n_c, n_p = n, (500 if q else 2000)
+        m_c, m_p = int(a["natoms"][:n_c].sum()), int(a["natoms"][:n_p].sum())
+        log("[9] HDF5DatasetWriter.add_structure loop: h5ml %d structures, h5py loop %d (ase.Atoms built before "
+            "timing, one child process per measurement)" % (n_c, n_p))
+        out_c, out_p = os.path.join(self.work, "py9_h5ml.h5"), os.path.join(self.work, "py9_h5py.h5")
+        lib = os.path.join(self.work, "py9_lib.h5")
+        for label, comp, target in (("gzip-4", "gzip", True), ("none", None, False)):
+            reps = 5 if target else 3  # the h5py loop's rate varies by a third from run to run
+            tc, tp, tl = [], [], []
+            for rep in range(reps):
+                r = self.py("h5ml_add_structure", npz=npz, count=n_c, out=out_c, compression=comp)
+                assert r["structures"] == n_c, r
+                tc.append(r["seconds"])
+                p = self.py("h5py_loop", npz=npz, count=n_p, out=out_p, compression=comp)
+                assert p["structures"] == n_p, p
+                tp.append(p["seconds"])
+                log("    %s rep %d/%d: h5ml add_structure %.3f s (%.0f st/s), h5py loop %.3f s (%.0f st/s)"
+                    % (label, rep + 1, reps, tc[-1], n_c / tc[-1], tp[-1], n_p / tp[-1]))
+                if r["warnings"]:
+                    self.table.notes.append("9 %s: h5ml issued %d warnings" % (label, r["warnings"]))
+            # Where the time goes: the parts alone (minimum of 3 interleaved rounds each), and the
+            # library alone from C (bench_atoms single mode: h5ml_writer_add per structure).
+            pr = self.py("h5ml_add_structure_parts", npz=npz, count=n_c, out=out_c, compression=comp)
+            for _ in range(3):
+                lr = self.atoms(d, lib, "--mode", "single", "--count", str(n_c), "--compression", comp or "none",
+                                *(["--level", "4"] if comp else []))
+                tl.append(lr["seconds"])
+            log("    %s parts (min of %d rounds): add_structure loop %.3f s (calling thread CPU %.3f s); Atoms access "
+                "alone %.3f s; extension Writer.add with arrays ready %.3f s (thread CPU %.3f s); library alone (C) "
+                "%.3f s" % (label, pr["rounds"], pr["total_s"], pr["total_cpu_s"], pr["ase_s"], pr["ext_s"],
+                            pr["ext_cpu_s"], min(tl)))
+            mc, mp = median(tc), median(tp)
+            sc, sp = n_c / mc, n_p / mp
+            name = "9 py add_structure loop, %s" % label + ("" if target else " (context)")
+            self.table.add(name, "%s for %s" % (secs(mc), "{:,}".format(n_c)),
+                           "%s for %s" % (secs(mp), "{:,}".format(n_p)), sc / sp, ">= 50" if target else "-",
+                           (sc / sp >= 50) if target else None, sc, sp, raw_bytes(n_c, m_c) / mc / 1e6,
+                           raw_bytes(n_p, m_p) / mp / 1e6)
+            us = 1e6 / n_c
+            tot, ase_s, ext_s, ml = pr["total_s"], pr["ase_s"], pr["ext_s"], min(tl)
+            head = ("9 %s: where add_structure's time goes (each part alone, from writer creation to finalize, "
+                    "fastest of %d rounds; per structure): " % (label, pr["rounds"]))
+            if comp is None:
+                self.table.notes.append(head + (
+                    "the loop %.1f us = Atoms access as the writer does it (_atoms_arrays: .numbers/.positions/.cell/"
+                    ".pbc + np.asarray) %.1f us + the extension's Writer.add with the arrays ready %.1f us (of which "
+                    "the library alone, h5ml_writer_add from C, %.1f us) + the rest of the Python layer (energy/"
+                    "forces/stress checks, the calls) %s"
+                    % (tot * us, ase_s * us, ext_s * us, ml * us,
+                       "%.1f us" % ((tot - ase_s - ext_s) * us) if (tot - ase_s - ext_s) * us >= 0.5 else
+                       "under 0.5 us (the parts, each timed alone, add up to the loop within the noise)")))
+            else:
+                self.table.notes.append(head + (
+                    "the loop %.1f us, of which the calling thread is busy %.1f us (it waits the rest for the "
+                    "library's compression threads: 2 cores for Python and the compressors); Atoms access as the "
+                    "writer does it (_atoms_arrays) %.1f us; the extension's Writer.add with the arrays ready %.1f us "
+                    "(calling thread busy %.1f us); the library alone, h5ml_writer_add from C, %.1f us: compressing "
+                    "bounds the rate, the parts overlap"
+                    % (tot * us, pr["total_cpu_s"] * us, ase_s * us, ext_s * us, pr["ext_cpu_s"] * us, ml * us)))
+        self.table.notes.append(
+            "9: the same %d-atom periodic structures on both sides, as lists of ase.Atoms, float energies, (64, 3) "
+            "force arrays and Voigt stresses (None on every other structure), built before timing in each child; "
+            "h5ml: HDF5DatasetWriter(compression=..., compression_opts=4).add_structure per structure, then "
+            "finalize(); h5py: the original writer's loop (case 2's, taking each Atoms' get_atomic_numbers/"
+            "get_positions/get_cell/get_pbc); rates compared, h5ml on %d structures, h5py on the first %d; medians "
+            "of 5 (gzip-4) and 3 (none) repetitions, one child process per side and repetition" % (64, n_c, n_p))
+        unlink(out_c, out_p, lib)
+
+    def case_py_batch(self):
+        if self.pyenv() is None:
+            return
+        d, npz, a, n = self.py_atoms_data()
+        m = int(a["natoms"].sum())
+        raw = raw_bytes(n, m)
+        log("[10] HDF5DatasetWriter.add_batch of %d ase.Atoms vs h5py whole arrays built from the same Atoms" % n)
+        out_c, out_p = os.path.join(self.work, "py10_h5ml.h5"), os.path.join(self.work, "py10_h5py.h5")
+        for label, comp in (("none", None), ("gzip-4 + shuffle", "gzip")):
+            reps = 5 if comp is None else 3
+            tc, tp, pp = [], [], []
+            for rep in range(reps):
+                last = rep == reps - 1
+                r = self.py("h5ml_add_batch", npz=npz, count=n, out=out_c, compression=comp, keep=last)
+                assert r["structures"] == n, r
+                tc.append(r["seconds"])
+                p = self.py("h5py_batch", npz=npz, count=n, out=out_p, compression=comp, keep=last)
+                assert p["structures"] == n, p
+                tp.append(p["seconds"])
+                pp.append(p["build_s"])
+                log("    %s rep %d/%d: h5ml add_batch %.3f s, h5py %.3f s (of which arrays from the Atoms %.3f s)"
+                    % (label, rep + 1, reps, tc[-1], tp[-1], pp[-1]))
+                if r["warnings"]:
+                    self.table.notes.append("10 %s: h5ml issued %d warnings" % (label, r["warnings"]))
+            pr = self.py("h5ml_add_batch_parts", npz=npz, count=n, out=out_c + ".parts", compression=comp)
+            log("    %s parts (min of %d rounds): add_batch %.3f s; alone: _gather %.3f s, extension add_batch + "
+                "finalize %.3f s" % (label, pr["rounds"], pr["total_s"], pr["gather_s"], pr["write_s"]))
+            mc, mp = median(tc), median(tp)
+            self.table.add("10 py add_batch of Atoms, %s" % label, secs(mc), secs(mp), mp / mc, ">= 1.0",
+                           mp / mc >= 1.0, n / mc, n / mp, raw / mc / 1e6, raw / mp / 1e6)
+            self.table.notes.append(
+                "10 %s: medians of %d: h5ml %.3f s, h5py %.3f s (of which building the arrays from the Atoms %.3f s). "
+                "h5ml's parts, each alone (fastest of %d rounds): add_batch %.3f s = HDF5DatasetWriter._gather of the "
+                "Atoms and lists %.3f s (%.1f us per structure) + the extension's add_batch of the gathered arrays "
+                "and finalize %.3f s, overlapped (a block is gathered while the previous one is written). "
+                "`h5ml diff` of the two files: %s; sizes h5ml %.1f MB, h5py %.1f MB"
+                % (label, reps, mc, mp, median(pp), pr["rounds"], pr["total_s"], pr["gather_s"],
+                   pr["gather_s"] / n * 1e6, pr["write_s"], self.diff(out_c, out_p), os.path.getsize(out_c) / 1e6,
+                   os.path.getsize(out_p) / 1e6))
+            unlink(out_c, out_p)
+        self.table.notes.append(
+            "10: %d structures of 64 atoms as lists (ase.Atoms, float energies, (64, 3) forces, Voigt stresses or "
+            "None), built before timing; h5ml: HDF5DatasetWriter(...).add_batch(structures, energies, forces, "
+            "stresses, show_progress=False) + finalize(); h5py: numbers/positions/forces concatenated and "
+            "cells/pbc/stresses stacked from the same objects inside the timed region, then case 1's "
+            "h5py_batch_write (h5ml's schema and chunks; gzip with shuffle, h5ml's default)" % n)
+
+    def case_py_read(self):
+        if self.pyenv() is None:
+            return
+        self.case_py_atoms_read()
+        self.case_py_sig_read()
+
+    def case_py_atoms_read(self):
+        d, npz, a, n = self.py_atoms_data()
+        q = self.quick
+        files = []
+        for label, opts in (("none", ["--compression", "none"]), ("gzip-4", ["--compression", "gzip", "--level", "4"])):
+            path = os.path.join(self.work, "py11_%s.h5" % label.split("-")[0])
+            self.atoms(d, path, *opts)
+            files.append((label, path))
+        perm = np.random.default_rng(20261124).permutation(n).astype(np.int64)
+        idx_path = os.path.join(self.work, "py11_perm.npy")
+        np.save(idx_path, perm)
+        k_p = {"none": 500 if q else 1000, "gzip-4": 200 if q else 400}
+        natoms = a["natoms"]
+        off = np.concatenate(([0], np.cumsum(natoms)))
+
+        def expect(k):  # (energy sum, atomic number sum, position sum) of the first k indices
+            sel = perm[:k]
+            at = np.concatenate([np.arange(off[i], off[i + 1]) for i in sel])
+            return [float(a["energy"][sel].sum()), int(a["numbers"][at].sum()), float(a["positions"][at].sum())]
+
+        def same(got, want):  # the float sums are summed in another order on each side
+            close = all(abs(g - w) <= 1e-9 * max(1.0, abs(w)) for g, w in ((got[0], want[0]), (got[2], want[2])))
+            return got[1] == want[1] and close
+
+        log("[11a] AtomsDataset[i] over a shuffled permutation of %d structures (h5ml, all) vs a naive h5py Dataset "
+            "(the first %d / %d of the same permutation, none / gzip-4)" % (n, k_p["none"], k_p["gzip-4"]))
+        warm(*(p for _, p in files))
+        paths = [p for _, p in files]
+        reps = 3
+        tc = {l: [] for l, _ in files}
+        tp = {l: [] for l, _ in files}
+        flt = {l: [] for l, _ in files}
+        bad = set()
+        for rep in range(reps):
+            r = self.py("h5ml_atoms_read", paths=paths, indices=idx_path, counts=[n, n])
+            p = self.py("h5py_atoms_read", paths=paths, indices=idx_path, counts=[k_p[l] for l, _ in files])
+            for (label, _), rc, rp in zip(files, r["runs"], p["runs"]):
+                tc[label].append(rc["seconds"])
+                tp[label].append(rp["seconds"])
+                flt[label].append((rc["minor_faults"] / rc["count"], rp["minor_faults"] / rp["count"]))
+                if not same(rc["check"], expect(rc["check_count"])):
+                    bad.add("h5ml " + label)
+                if not same(rp["check"], expect(rp["check_count"])):
+                    bad.add("h5py " + label)
+            log("    rep %d/%d: " % (rep + 1, reps) + "; ".join(
+                "%s: h5ml %.3f s (%.0f st/s), h5py %.3f s (%.0f st/s)" % (l, tc[l][-1], n / tc[l][-1], tp[l][-1],
+                                                                         k_p[l] / tp[l][-1]) for l, _ in files))
+        k_parts = min(n, 5000)
+        parts = self.py("h5ml_atoms_parts", paths=paths, indices=idx_path, count=k_parts)["runs"]
+        for (label, path), pt in zip(files, parts):
+            mc, mp = median(tc[label]), median(tp[label])
+            sc, sp = n / mc, k_p[label] / mp
+            m_c = int(natoms.sum())
+            m_p = int(natoms[perm[:k_p[label]]].sum())
+            target = label == "gzip-4"
+            self.table.add("11a py AtomsDataset[i] shuffled, %s%s" % (label, "" if target else " (context)"),
+                           "%s for %s" % (secs(mc), "{:,}".format(n)),
+                           "%s for %s" % (secs(mp), "{:,}".format(k_p[label])), sc / sp,
+                           ">= 10" if target else "(>= 10)", (sc / sp >= 10) if target else None, sc, sp,
+                           raw_bytes(n, m_c) / mc / 1e6, raw_bytes(k_p[label], m_p) / mp / 1e6)
+            g, it = pt["get_s"] / pt["count"], pt["item_s"] / pt["count"]
+            fc, fp = (median(x) for x in zip(*flt[label]))
+            self.table.notes.append(
+                "11a %s: per index: h5ml dataset[i] %.1f us in the timed runs (median), h5py %.0f us. h5ml's parts on "
+                "the first %d indices (fastest of %d rounds): the extension's Reader.get alone %.1f us (the library's "
+                "8 dataset reads and the info lookup, the dict of new numpy arrays), the whole __getitem__ %.1f us, "
+                "so the tensors and the rest of the Python layer %.1f us. Memory: one h5ml reader holds %.1f MB more "
+                "after reading each of the %d structures once (resident memory of a fresh process; the raw size of "
+                "the file's datasets is %.1f MB); minor page faults per index in the timed runs: h5ml %.2f, h5py %.2f"
+                % (label, mc / n * 1e6, mp / k_p[label] * 1e6, pt["count"], pt["rounds"], g * 1e6, it * 1e6,
+                   (it - g) * 1e6, pt["held_bytes"] / 1e6, pt["held_count"], raw_bytes(n, int(natoms.sum())) / 1e6,
+                   fc, fp))
+        with h5py.File(files[1][1], "r") as f:
+            chunks = "atoms %s, structures %s" % (f["structures/positions"].chunks[0], f["structures/cells"].chunks[0])
+        self.table.notes.append(
+            "11a: case-1-style files of %d structures of 64 atoms written by bench_atoms (chunks of %s rows; gzip-4 "
+            "with shuffle), read once before timing; numpy default_rng(20261124).permutation(%d): h5ml's "
+            "AtomsDataset(path)[i] over all of it, the h5py Dataset (one open file; per index "
+            "f['structures/atomic_numbers_splits'][i:i+2], then a slice or row of each of the 8 datasets) over its "
+            "first %d (none) / %d (gzip-4); torch is imported first on both sides (as a training script does); "
+            "both sides return the same dict of torch tensors and include "
+            "creating and closing the dataset and keep only the last sample (a training loop drops each batch); "
+            "one child process per side and repetition; values read (first 32 indices, read again after "
+            "timing) equal the written ones: %s" % (n, chunks, n, k_p["none"], k_p["gzip-4"],
+                                   "yes, on every side" if not bad else "NO for " + ", ".join(sorted(bad))))
+        unlink(idx_path, *(p for _, p in files))
+
+    def case_py_sig_read(self):
+        q = self.quick
+        per_class = 20 if q else 40
+        c_file, p_file = os.path.join(self.work, "py11_sig_h5ml.h5"), os.path.join(self.work, "py11_sig_h5py.h5")
+        log("[11b] StreamingHDF5Dataset[i] shuffled: `h5ml signals generate --per-class %d` (gzip-4), and the same "
+            "splits written the original CacheManager.cache_dataset_with_splits way with h5py" % per_class)
+        unlink(c_file)
+        run_child([self.h5ml, "signals", "generate", "-o", c_file, "--per-class", str(per_class), "-q"], timed=False)
+        with h5py.File(c_file, "r") as f:
+            parts = {s: (f[s]["signals"][:], f[s]["labels"][:]) for s in ("train", "val", "test")}
+            n_all = int(f.attrs["num_signals"])
+        sig, lab = parts["train"]
+        n, length = sig.shape
+        sums = sig.view(np.uint32).sum(axis=1, dtype=np.uint64)
+        h5py_split_write(p_file, parts, n_all)
+        del parts, sig
+        with h5py.File(p_file, "r") as f:
+            pchunks = f["train/signals"].chunks
+        with h5py.File(c_file, "r") as f:
+            cchunks = f["train/signals"].chunks
+        perm = np.random.default_rng(20261125).permutation(n).astype(np.int64)
+        idx_path = os.path.join(self.work, "py11_sigperm.npy")
+        np.save(idx_path, perm)
+        k_p = 24 if q else 64  # indices read from h5py's file: each decodes a row of chunks several signals high
+
+        def expect(k):
+            return [int(sums[perm[:k]].sum(dtype=np.uint64)), int(lab[perm[:k]].sum())]
+
+        warm(c_file, p_file)
+        log("    train split %d x %d; chunks h5ml %s, h5py %s; h5ml reads all %d, h5py the first %d on its own file"
+            % (n, length, cchunks, pchunks, n, k_p))
+        reps = 3
+        tc, tx, tp, tq, flt = [], [], [], [], []
+        bad = set()
+        for rep in range(reps):
+            r = self.py("h5ml_sig_read", paths=[c_file, p_file], indices=idx_path, counts=[n, k_p])
+            p = self.py("h5py_sig_read", paths=[p_file, c_file], indices=idx_path, counts=[k_p, n])
+            (rc, rx), (rp, rq) = r["runs"], p["runs"]
+            for name, run_ in (("h5ml", rc), ("h5ml on h5py's file", rx), ("h5py", rp), ("h5py on h5ml's file", rq)):
+                if run_["check"] != expect(run_["check_count"]) + [[1, length]]:
+                    bad.add(name)
+            tc.append(rc["seconds"])
+            tx.append(rx["seconds"])
+            tp.append(rp["seconds"])
+            tq.append(rq["seconds"])
+            flt.append(tuple(x["minor_faults"] / x["count"] for x in (rc, rx, rp, rq)))
+            log("    rep %d/%d: h5ml %.3f s (%.0f sig/s), on h5py's file %.3f s (%.0f sig/s); h5py %.3f s "
+                "(%.0f sig/s), on h5ml's file %.3f s (%.0f sig/s)"
+                % (rep + 1, reps, tc[-1], n / tc[-1], tx[-1], k_p / tx[-1], tp[-1], k_p / tp[-1], tq[-1], n / tq[-1]))
+        mc, mx, mp, mq = (median(x) for x in (tc, tx, tp, tq))
+        sb = length * 4
+        self.table.add("11b py StreamingHDF5Dataset[i] shuffled, gzip-4", "%s for %d" % (secs(mc), n),
+                       "%s for %d" % (secs(mp), k_p), (n / mc) / (k_p / mp), ">= 10", (n / mc) / (k_p / mp) >= 10,
+                       n / mc, k_p / mp, n * sb / mc / 1e6, k_p * sb / mp / 1e6)
+        self.table.add("11b py StreamingHDF5Dataset[i], h5ml on h5py's file (context)", "%s for %d" % (secs(mx), k_p),
+                       "%s for %d" % (secs(mp), k_p), mp / mx, "-", None, k_p / mx, k_p / mp, k_p * sb / mx / 1e6,
+                       k_p * sb / mp / 1e6)
+        self.table.add("11b py StreamingHDF5Dataset[i], h5py on h5ml's file (context)", "%s for %d" % (secs(mc), n),
+                       "%s for %d" % (secs(mq), n), mq / mc, "-", None, n / mc, n / mq, n * sb / mc / 1e6,
+                       n * sb / mq / 1e6)
+        self.table.notes.append(
+            "11b: st/s = signals/s, MB/s = float32 signal bytes per second. Train split (%d signals of %d) of `h5ml "
+            "signals generate --per-class %d` (gzip-4 + shuffle, chunks %s) and the same splits written as the "
+            "original CacheManager.cache_dataset_with_splits does (h5py create_dataset(data=..., compression='gzip', "
+            "compression_opts=4): chunks %s, no shuffle); both read once before timing. numpy "
+            "default_rng(20261125).permutation(%d): h5ml's StreamingHDF5Dataset(path, split='train')[i] over all of "
+            "it, the original StreamingHDF5Dataset (h5py, swmr=True, f['train']['signals'][idx], "
+            "torch.from_numpy(signal.astype(np.float32)).unsqueeze(0), int(label)) over its first %d on h5py's file; "
+            "cache_size 0 on both sides; torch imported first on both sides (as a training script does); times "
+            "include creating the dataset, only the last sample is kept; one child process per side and "
+            "repetition; values and labels read (first 32 indices, read again after timing) equal the written "
+            "ones: %s" % (n, length, per_class, cchunks, pchunks, n, k_p,
+                          "yes, on every side" if not bad else "NO for " + ", ".join(sorted(bad))))
+        self.table.notes.append(
+            "11b: minor page faults per index (medians; %d per signal would mean a fresh signal-sized buffer every "
+            "time): h5ml %.0f on its file, %.0f on h5py's; h5py %.0f on its file, %.0f on h5ml's"
+            % ((length * 4 // 4096,) + tuple(median(x) for x in zip(*flt))))
+        unlink(c_file, p_file, idx_path)
+
+
 def write_molecules(path, n, block=10000, distinct=4):
     """n 8-atom molecules in extended XYZ (no cell, energy, forces). `distinct` blocks of
     `block` random molecules are formatted once with numpy and written cyclically."""
@@ -1051,7 +1440,7 @@ def main():
     ap.add_argument("--bench-dir", required=True, help="directory of the built bench programs; results.md goes here")
     ap.add_argument("--quick", action="store_true", help="smaller data sets, 100k molecules for the memory case")
     ap.add_argument("--workdir", help="directory for temporary files (default: a new one under /tmp)")
-    ap.add_argument("--cases", default="1,3,4,5,6,7,8",
+    ap.add_argument("--cases", default="1,3,4,5,6,7,8,9,10,11",
                     help="comma-separated cases to run (1 includes 2; default all)")
     args = ap.parse_args()
     if args.quick:
@@ -1077,6 +1466,12 @@ def main():
             b.case_sigread()
         if "8" in cases:
             b.case_sigstream()
+        if "9" in cases:
+            b.case_py_single()
+        if "10" in cases:
+            b.case_py_batch()
+        if "11" in cases:
+            b.case_py_read()
     total = time.perf_counter() - t_start
     t = b.table
     head = "\n".join("%-8s %s" % (k + ":", v) for k, v in info if k != "workdir")

@@ -300,6 +300,13 @@ H5ML_API int h5ml_reader_open(h5ml_reader *r, const char *path);
 
 H5ML_API void h5ml_reader_close(h5ml_reader *r);
 
+/* Memory (bytes) for decompressed chunks kept between reads, set before open; a quarter of
+ * it per dataset. Default 256 MiB; 0 keeps HDF5's 1 MiB per dataset. Random reads of a
+ * compressed file decompress a whole chunk (thousands of atoms) per structure unless the
+ * chunk stays cached, so a budget that holds the file's per-atom chunks makes them fast.
+ * Each reader (each DataLoader worker) has its own. */
+H5ML_API int h5ml_reader_set_cache(h5ml_reader *r, int64_t bytes);
+
 H5ML_API int64_t h5ml_reader_count(const h5ml_reader *r);       /* N */
 H5ML_API int64_t h5ml_reader_total_atoms(const h5ml_reader *r); /* M */
 H5ML_API const char *h5ml_reader_path(const h5ml_reader *r);

@@ -23,6 +23,7 @@ struct h5ml_reader {
     hid_t mt_pbc, mt_mask; /* memory types of the bool datasets (enum or integer in the file) */
     int64_t n, m;
     int64_t tail;    /* structures of an unfinished tail ignored at open (see open_impl) */
+    int64_t cache_bytes; /* decompressed-chunk memory budget (h5ml_reader_set_cache) */
     int64_t *splits; /* n+1 */
     /* storage of h5ml_reader_get */
     int64_t cap;
@@ -39,7 +40,16 @@ h5ml_reader *h5ml_reader_new(void)
     h5ml__base_init(&r->base);
     r->file = r->info = r->mt_pbc = r->mt_mask = H5I_INVALID_HID;
     for (int c = 0; c < COL_COUNT; c++) r->dset[c] = H5I_INVALID_HID;
+    r->cache_bytes = INT64_C(256) << 20;
     return r;
+}
+
+int h5ml_reader_set_cache(h5ml_reader *r, int64_t bytes)
+{
+    if (r == NULL) return H5ML_ERR_ARG;
+    if (bytes < 0) return h5ml__fail(&r->base, H5ML_ERR_ARG, "cache size must be >= 0 (got %lld)", (long long)bytes);
+    r->cache_bytes = bytes;
+    return h5ml__ok(&r->base);
 }
 
 static void close_file(h5ml_reader *r)
@@ -193,6 +203,10 @@ static int open_impl(h5ml_reader *r, const char *path, int64_t *dropped)
         return h5ml__fail(&r->base, H5ML_ERR_SCHEMA, "%s: not an HDF5 file", path);
     }
     hid_t fapl = h5ml__fapl_read();
+    /* A quarter of the budget per dataset: the three per-atom datasets hold nearly all the
+     * bytes, the others cannot use more than their size. */
+    if (r->cache_bytes > 0) H5Pset_cache(fapl, 0, 10007, (size_t)(r->cache_bytes / 4), 0.75);
+    else H5Pset_cache(fapl, 0, 521, 1 << 20, 0.75);
     r->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     H5Pclose(fapl);
     if (r->file < 0) return h5ml__fail_h5(&r->base, H5ML_ERR_IO, "%s: cannot open", path);

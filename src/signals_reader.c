@@ -66,9 +66,12 @@ struct h5ml_sigreader {
     float *block;
     lru cache;
     h5ml_sigreader_stats stats;
+    struct worker_state *workers; /* decode buffers kept between reads, one per thread */
+    int nworkers;
 };
 
 static int64_t opt(const h5ml_sigreader *r, h5ml_sigr_option o) { return r->opt[o]; }
+static void free_workers(h5ml_sigreader *r);
 
 h5ml_sigreader *h5ml_sigreader_new(void)
 {
@@ -436,6 +439,7 @@ void h5ml_sigreader_close(h5ml_sigreader *r)
     }
     h5ml__h5_restore(&q);
     lru_free(&r->cache);
+    free_workers(r);
     free(r->last);
     free(r->block);
     free(r->path);
@@ -600,8 +604,39 @@ static int cmp_want(const void *a, const void *b)
     return (x->pos > y->pos) - (x->pos < y->pos);
 }
 
+/* A decoding thread's buffers; kept on the reader, since fresh chunk-sized buffers cost
+ * page faults on every read. */
+typedef struct worker_state {
+    decoder d;
+    float *chunk;
+} worker_state;
+
+static worker_state *worker_states(h5ml_sigreader *r, int n)
+{
+    if (n > r->nworkers) {
+        worker_state *w = realloc(r->workers, sizeof *w * (size_t)n);
+        if (w == NULL) return NULL;
+        memset(w + r->nworkers, 0, sizeof *w * (size_t)(n - r->nworkers));
+        r->workers = w;
+        r->nworkers = n;
+    }
+    return r->workers;
+}
+
+static void free_workers(h5ml_sigreader *r)
+{
+    for (int k = 0; k < r->nworkers; k++) {
+        decoder_free(&r->workers[k].d);
+        free(r->workers[k].chunk);
+    }
+    free(r->workers);
+    r->workers = NULL;
+    r->nworkers = 0;
+}
+
 typedef struct batch {
     h5ml_sigreader *r;
+    int next_worker;
     const want *w;
     const int64_t *group_start; /* wants of chunk group g: [group_start[g], group_start[g+1]) */
     int64_t ngroups, next;
@@ -631,8 +666,8 @@ static void *batch_worker(void *arg)
     batch *b = arg;
     h5ml_sigreader *r = b->r;
     size_t full = (size_t)(r->chunk_rows * r->length) * sizeof(float);
-    decoder d = { 0 };
-    float *chunk = NULL;
+    worker_state *ws = &r->workers[__atomic_fetch_add(&b->next_worker, 1, __ATOMIC_RELAXED)];
+    decoder *d = &ws->d;
     for (;;) {
         int64_t g = __atomic_fetch_add(&b->next, 1, __ATOMIC_RELAXED);
         if (g >= b->ngroups) break;
@@ -643,11 +678,11 @@ static void *batch_worker(void *arg)
         if (is_raw(r, l)) {
             if (read_raw_group(b, first, nw) == 0) continue;
             why = "short read";
-        } else if (chunk == NULL && (chunk = malloc(full)) == NULL) {
+        } else if (ws->chunk == NULL && (ws->chunk = malloc(full)) == NULL) {
             why = "out of memory";
-        } else if (decode_chunk(r->fd, l, r->shuffle, r->codec, full, &d, (unsigned char *)chunk, &why) == 0) {
+        } else if (decode_chunk(r->fd, l, r->shuffle, r->codec, full, d, (unsigned char *)ws->chunk, &why) == 0) {
             for (int64_t k = 0; k < nw; k++)
-                memcpy(b->out + (size_t)first[k].pos * (size_t)r->length, chunk + (size_t)first[k].row * (size_t)r->length,
+                memcpy(b->out + (size_t)first[k].pos * (size_t)r->length, ws->chunk + (size_t)first[k].row * (size_t)r->length,
                        sizeof(float) * (size_t)r->length);
             continue;
         }
@@ -656,8 +691,6 @@ static void *batch_worker(void *arg)
         __atomic_store_n(&b->failed, true, __ATOMIC_RELAXED);
         break;
     }
-    free(chunk);
-    decoder_free(&d);
     return NULL;
 }
 
@@ -687,9 +720,12 @@ static int read_direct(h5ml_sigreader *r, const int64_t *idx, int64_t n, float *
     int nt = (int)(threads ? threads : h5ml__default_threads());
     if (nt > ng) nt = (int)ng;
     if (r->nfilters == 0) nt = 1; /* plain preads: the kernel's copy, nothing to spread */
+    if (nt > 64) nt = 64;
+    if (nt < 1) nt = 1;
+    if (rc == H5ML_OK && worker_states(r, nt) == NULL) rc = h5ml__fail(&r->base, H5ML_ERR_NOMEM, "out of memory");
     pthread_t tid[64];
     int started = 0;
-    for (int t = 1; t < nt && t < 64 && rc == H5ML_OK; t++)
+    for (int t = 1; t < nt && rc == H5ML_OK; t++)
         if (pthread_create(&tid[started], NULL, batch_worker, &b) == 0) started++;
     if (rc == H5ML_OK) batch_worker(&b);
     for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
@@ -717,10 +753,9 @@ static int read_one(h5ml_sigreader *r, int64_t i, float *out)
     if (c != r->last_chunk) {
         if (r->last == NULL && (r->last = malloc(full)) == NULL) return h5ml__fail(&r->base, H5ML_ERR_NOMEM, "out of memory");
         if (locate(r, c) < 0) return h5ml__fail_h5(&r->base, H5ML_ERR_HDF5, "%s: cannot locate a chunk of signals", r->path);
-        decoder d = { 0 };
+        if (worker_states(r, 1) == NULL) return h5ml__fail(&r->base, H5ML_ERR_NOMEM, "out of memory");
         const char *why = NULL;
-        int e = decode_chunk(r->fd, &r->chunks[c], r->shuffle, r->codec, full, &d, (unsigned char *)r->last, &why);
-        decoder_free(&d);
+        int e = decode_chunk(r->fd, &r->chunks[c], r->shuffle, r->codec, full, &r->workers[0].d, (unsigned char *)r->last, &why);
         r->stats.chunks_read++;
         r->last_chunk = e < 0 ? -1 : c;
         if (e < 0) return h5ml__fail(&r->base, H5ML_ERR_IO, "%s: cannot read chunk %lld of signals: %s", r->path, (long long)c, why);

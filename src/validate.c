@@ -11,7 +11,7 @@ static const char *nonfinite_name(double v) { return isnan(v) ? "nan" : (v > 0 ?
 
 /* An all-ones exponent, tested on the bits so the loop vectorizes (a floating-point
  * reduction would not, without reassociation). */
-__attribute__((optimize("O3")))
+__attribute__((target_clones("arch=x86-64-v3", "default"), optimize("O3")))
 bool h5ml__any_nonfinite(const double *v, int64_t n)
 {
     uint64_t hit = 0;
@@ -23,7 +23,7 @@ bool h5ml__any_nonfinite(const double *v, int64_t n)
     return hit != 0;
 }
 
-__attribute__((optimize("O3")))
+__attribute__((target_clones("arch=x86-64-v3", "default"), optimize("O3")))
 bool h5ml__any_nonfinite_f32(const float *v, int64_t n)
 {
     uint32_t hit = 0;

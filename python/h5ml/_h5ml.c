@@ -36,8 +36,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+/* This process's id, kept current across fork by an atfork handler: every call checks it
+ * (handles opened before a fork must not share HDF5 state with the parent), and getpid() is
+ * a system call. */
+static pid_t current_pid;
+static void refresh_pid(void) { current_pid = getpid(); }
+static pid_t my_pid(void) { return current_pid; }
 
 PyMODINIT_FUNC PyInit__h5ml(void);
 
@@ -233,7 +241,7 @@ static int guard_init(guard *g)
 {
     g->lock = PyThread_allocate_lock();
     g->owner = 0;
-    g->pid = getpid();
+    g->pid = my_pid();
     if (g->lock == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -244,7 +252,7 @@ static int guard_init(guard *g)
 static void guard_free(guard *g)
 {
     /* In a forked child the lock may be held by a thread of the parent: leave it be. */
-    if (g->lock && g->pid == getpid()) PyThread_free_lock(g->lock);
+    if (g->lock && g->pid == my_pid()) PyThread_free_lock(g->lock);
     g->lock = NULL;
 }
 
@@ -254,7 +262,7 @@ static int guard_enter(guard *g, const char *what)
         PyErr_Format(PyExc_RuntimeError, "%s is not initialized", what);
         return -1;
     }
-    if (g->pid != getpid()) {
+    if (g->pid != my_pid()) {
         /* A forked child: the parent's lock may have been held by a thread that does not
          * exist here; start over with a fresh one (the copy is left allocated). */
         PyThread_type_lock fresh = PyThread_allocate_lock();
@@ -264,7 +272,7 @@ static int guard_enter(guard *g, const char *what)
         }
         g->lock = fresh;
         g->owner = 0;
-        g->pid = getpid();
+        g->pid = my_pid();
     }
     if (!PyThread_acquire_lock(g->lock, NOWAIT_LOCK)) {
         if (g->owner == PyThread_get_thread_ident()) {
@@ -672,7 +680,7 @@ static int handle_enter(HandleObject *self)
     if (guard_enter(&self->g, ops->name) < 0) return -1;
     if (self->h == NULL) {
         PyErr_Format(PyExc_RuntimeError, "%s is closed", ops->name);
-    } else if (self->pid == getpid() || ops->forks_itself) {
+    } else if (self->pid == my_pid() || ops->forks_itself) {
         return 0;
     } else if (ops->reopen) {
         PyObject *pathb = PyUnicode_EncodeFSDefault(self->path);
@@ -682,7 +690,7 @@ static int handle_enter(HandleObject *self)
             rc = ops->reopen(self->h, PATH(pathb));
             Py_END_ALLOW_THREADS
             Py_DECREF(pathb);
-            self->pid = getpid(); /* a failed reopen leaves the handle closed: the library says so */
+            self->pid = my_pid(); /* a failed reopen leaves the handle closed: the library says so */
             if (finish(rc, self->h, &self->log, NULL) == 0) return 0;
         }
     } else {
@@ -701,7 +709,7 @@ static int handle_close_impl(HandleObject *self)
     self->h = NULL;
     /* In a forked child a writer is the parent's, and so is the HDF5 state of a reader that
      * never reopened: dropped without closing (the library does so for signal readers). */
-    if (self->pid != getpid() && !self->ops->forks_itself) return 0;
+    if (self->pid != my_pid() && !self->ops->forks_itself) return 0;
     int rc = H5ML_OK, rc2;
     if (self->ops->finalize && self->state == ST_OPEN) {
         Py_BEGIN_ALLOW_THREADS
@@ -749,7 +757,7 @@ static int init_done(HandleObject *self, void *h, PyObject *pathb, PyObject *arg
     Py_XSETREF(self->path, path);
     Py_XSETREF(self->args, args);
     self->h = h;
-    self->pid = getpid();
+    self->pid = my_pid();
     self->state = ST_OPEN;
     return 0;
 }
@@ -2428,6 +2436,8 @@ static struct PyModuleDef module_def = {
 
 PyMODINIT_FUNC PyInit__h5ml(void)
 {
+    refresh_pid();
+    pthread_atfork(NULL, NULL, refresh_pid);
     import_array();
     PyObject *json = PyImport_ImportModule("json");
     if (json == NULL) return NULL;
