@@ -1020,18 +1020,20 @@ static const char signals_help[] =
     "      --level N           gzip level 1-9 (default 4)\n"                                     \
     "      --no-shuffle        do not byte-shuffle before compressing\n"                         \
     "      --threads N         compression threads (default one per core)\n"                     \
+    "      --allow-nonfinite   accept NaN and Inf samples (rejected by default)\n"                \
     "  -q, --quiet             no progress bar, warnings or summary\n"
 
 #define SIG_WRITER_OPTIONS                                                                           \
     { "output", required_argument, 0, 'o' }, { "compression", required_argument, 0, 'c' },          \
         { "level", required_argument, 0, 'L' }, { "compression-level", required_argument, 0, 'L' }, \
         { "no-shuffle", no_argument, 0, 'S' }, { "threads", required_argument, 0, 'T' },            \
-        { "quiet", no_argument, 0, 'q' }, { "help", no_argument, 0, 'h' }
+        { "allow-nonfinite", no_argument, 0, 1001 }, { "quiet", no_argument, 0, 'q' },               \
+        { "help", no_argument, 0, 'h' }
 
 typedef struct sigopts {
     const char *out;
     int compression, level, threads;
-    bool no_shuffle, quiet;
+    bool no_shuffle, quiet, allow_nonfinite;
 } sigopts;
 
 /* Handles an option of SIG_WRITER_OPTIONS (not --help); false if `c` is none of them. */
@@ -1043,6 +1045,7 @@ static bool sig_writer_option(int c, sigopts *o)
     case 'L': o->level = (int)parse_long(optarg, "--level", 1, 9); return true;
     case 'S': o->no_shuffle = true; return true;
     case 'T': o->threads = (int)parse_long(optarg, "--threads", 1, 1024); return true;
+    case 1001: o->allow_nonfinite = true; return true;
     case 'q': o->quiet = true; return true;
     default: return false;
     }
@@ -1071,6 +1074,7 @@ static void sig_begin(sigrun *run, const sigopts *o, const char *what)
     if (o->level) h5ml_sigwriter_set(w, H5ML_SIG_LEVEL, o->level);
     if (o->no_shuffle) h5ml_sigwriter_set(w, H5ML_SIG_SHUFFLE, -1);
     if (o->threads) h5ml_sigwriter_set(w, H5ML_SIG_THREADS, o->threads);
+    if (o->allow_nonfinite) h5ml_sigwriter_set(w, H5ML_SIG_ALLOW_NONFINITE, 1);
     run->p = progress_start(what, o->quiet);
     run->p.unit = "signals";
     run->t0 = now();

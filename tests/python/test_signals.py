@@ -585,6 +585,23 @@ def test_split_bad_input(tmp_path, seed):
                   mention="nodir")
 
 
+def test_split_nonfinite_samples(tmp_path, seed):
+    """NaN/Inf samples are refused (naming the signal and sample) unless --allow-nonfinite."""
+    rng = np.random.default_rng(seed)
+    signals, labels, _ = S.imbalanced_dataset(rng, (10, 10), 32)
+    signals[7, 3] = np.nan
+    src = tmp_path / "nan.h5"
+    S.write_flat_cache(src, signals, labels)
+    out = tmp_path / "o.h5"
+    line = S.usage_error(["signals", "split", src, "-o", out], tmp_path, mention="NaN")
+    assert "sample 3" in line, line
+    assert not out.exists()
+    S.run_ok("signals", "split", src, "-o", out, "--allow-nonfinite")
+    parts = S.read_split_file(out)
+    got = np.concatenate([parts[s]["signals"] for s in S.SPLITS if s in parts])
+    assert np.isnan(got).sum() == 1
+
+
 def test_failed_run_keeps_existing_output(tmp_path, flat_cache):
     """A failed run does not touch a file already at the output path."""
     out = tmp_path / "out.h5"
