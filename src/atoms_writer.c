@@ -346,14 +346,14 @@ static int shrink(h5ml_writer *w, hid_t file, int64_t n, int64_t m)
         hsize_t dims[3];
         int rank = ds < 0 ? -1 : h5ml__dims(ds, dims);
         dims[0] = (hsize_t)(d->per_atom == 1 ? m : d->per_atom == 2 ? n + 1 : n);
-        herr_t rc = rank < 0 ? -1 : H5Dset_extent(ds, dims);
+        herr_t rc = rank < 0 ? -1 : h5ml__shrink_dataset(ds, dims);
         if (ds >= 0) H5Dclose(ds);
         if (rc < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot cut %s back", w->path, d->path);
     }
     if (H5Lexists(file, H5ML_INFO_PATH, H5P_DEFAULT) > 0) {
         hid_t ds = H5Dopen2(file, H5ML_INFO_PATH, H5P_DEFAULT);
         hsize_t d = (hsize_t)n;
-        herr_t rc = ds < 0 ? -1 : H5Dset_extent(ds, &d);
+        herr_t rc = ds < 0 ? -1 : h5ml__shrink_dataset(ds, &d);
         if (ds >= 0) H5Dclose(ds);
         if (rc < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot cut %s back", w->path, H5ML_INFO_PATH);
     }

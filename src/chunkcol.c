@@ -529,3 +529,47 @@ void h5ml__col_free(column *c)
     free(c->buf);
     memset(c, 0, sizeof *c);
 }
+
+/* ---- cutting a dataset back ---------------------------------------------------------------
+ * Shrinking a chunked dataset makes HDF5 1.10 rewrite the new edge chunk (filling what falls
+ * outside the extent) through the filter pipeline, and when that write has the size of the
+ * chunk already stored but another filter mask (say shuffled, LZF skipped, over a chunk
+ * stored raw), HDF5 keeps the old mask: the chunk then decodes to garbage. So the edge
+ * chunk's stored bytes are read before the cut and put back after it, with their own mask;
+ * when the stored chunk has their size and another mask, a write of another size comes
+ * first, so HDF5 records the new mask. */
+static int chunk_info(hid_t d, const hsize_t *off, hsize_t *size, unsigned *mask)
+{
+    haddr_t addr = HADDR_UNDEF;
+    *size = 0;
+    if (H5Dget_chunk_info_by_coord(d, off, mask, &addr, size) < 0) return -1;
+    return addr != HADDR_UNDEF && *size > 0 ? 1 : 0;
+}
+
+int h5ml__shrink_dataset(hid_t d, const hsize_t *dims)
+{
+    hid_t dcpl = H5Dget_create_plist(d), space = H5Dget_space(d);
+    int rank = H5Sget_simple_extent_ndims(space);
+    hsize_t chunk[3] = { 0, 0, 0 }, old[3] = { 0, 0, 0 };
+    H5Sget_simple_extent_dims(space, old, NULL);
+    bool chunked = H5Pget_layout(dcpl) == H5D_CHUNKED && rank >= 1 && rank <= 3 && H5Pget_chunk(dcpl, 3, chunk) == rank;
+    H5Sclose(space);
+    H5Pclose(dcpl);
+    if (!chunked || dims[0] >= old[0] || dims[0] % chunk[0] == 0) return H5Dset_extent(d, dims) < 0 ? -1 : 0;
+    hsize_t off[3] = { dims[0] / chunk[0] * chunk[0], 0, 0 }, size = 0;
+    unsigned mask = 0;
+    int have = chunk_info(d, off, &size, &mask);
+    unsigned char *saved = have > 0 ? malloc((size_t)size + 1) : NULL;
+    uint32_t m32 = 0;
+    if (have > 0 && (saved == NULL || H5Dread_chunk(d, H5P_DEFAULT, off, &m32, saved) < 0)) have = -1;
+    int rc = have < 0 || H5Dset_extent(d, dims) < 0 ? -1 : 0;
+    if (rc == 0 && have > 0) {
+        hsize_t now = 0;
+        unsigned now_mask = 0;
+        if (chunk_info(d, off, &now, &now_mask) > 0 && now == size && now_mask != m32)
+            rc = H5Dwrite_chunk(d, H5P_DEFAULT, m32, off, (size_t)size + 1, saved) < 0 ? -1 : 0;
+        if (rc == 0 && H5Dwrite_chunk(d, H5P_DEFAULT, m32, off, (size_t)size, saved) < 0) rc = -1;
+    }
+    free(saved);
+    return rc;
+}

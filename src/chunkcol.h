@@ -76,7 +76,10 @@ void h5ml__sink_free(colsink *k);
  * h5ml__sink_drain then completes the write). `final`: the last write of this session,
  * always filtered. */
 int h5ml__col_flush(column *c, colsink *k, bool final);
-/* Sets the extent to exactly `rows` (growing only; callers shrink through H5Dset_extent). */
+/* Cuts dataset d back to dims (first dimension smaller), keeping its new edge chunk intact
+ * (see chunkcol.c on HDF5 1.10's filter mask). Returns 0 or -1. */
+int h5ml__shrink_dataset(hid_t d, const hsize_t *dims);
+/* Sets the extent to exactly `rows` (growing only; callers shrink with h5ml__shrink_dataset). */
 int h5ml__col_set_extent(column *c, int64_t rows);
 void h5ml__col_free(column *c);
 void h5ml__scratch_free(scratch *s);

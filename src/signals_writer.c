@@ -728,7 +728,7 @@ static int rollback_append(h5ml_sigwriter *w)
         hsize_t dims[3] = { 0, 0, 0 };
         int rank = d >= 0 ? h5ml__dims(d, dims) : -1;
         dims[0] = (hsize_t)n0;
-        if (rank < 1 || H5Dset_extent(d, dims) < 0) rc = h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot cut /%s back", w->path, names[k]);
+        if (rank < 1 || h5ml__shrink_dataset(d, dims) < 0) rc = h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot cut /%s back", w->path, names[k]);
         if (d >= 0) H5Dclose(d);
     }
     if (H5Fclose(f) < 0 && rc == H5ML_OK) rc = h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot close", w->path);

@@ -353,7 +353,7 @@ static void test_append_and_rollback(void)
         CHECK_MSG(h5ml_writer_rollback(w) == H5ML_OK, "%s", h5ml_errmsg(w));
         CHECK_EQ_I(h5ml_writer_add(w, NULL), H5ML_ERR_STATE);
         h5ml_writer_close(w);
-        CHECK_MSG(diff_files(saved, two, msg, sizeof msg) == H5ML_OK, "after rollback: %s", msg);
+        CHECK_MSG(diff_files(saved, two, msg, sizeof msg) == H5ML_OK, "comp %d, after rollback: %s", comp, msg);
         compare_file(two, &d);
     }
     /* rollback of a file created over an existing one leaves that file as it was */
