@@ -43,12 +43,15 @@ static int cmd_write(int argc, char **argv)
     const char *mode = "batch";
     long long count = -1;
     int comp = H5ML_COMPRESS_GZIP, level = 4, shuffle = 1, validate = 1, threads = 0;
+    long long chunk_atoms = 0, chunk_structs = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--mode") == 0 && v) mode = v, i++;
         else if (strcmp(a, "--count") == 0 && v) count = atoll(v), i++;
         else if (strcmp(a, "--level") == 0 && v) level = atoi(v), i++;
         else if (strcmp(a, "--threads") == 0 && v) threads = atoi(v), i++;
+        else if (strcmp(a, "--chunk-atoms") == 0 && v) chunk_atoms = atoll(v), i++;
+        else if (strcmp(a, "--chunk-structures") == 0 && v) chunk_structs = atoll(v), i++;
         else if (strcmp(a, "--no-shuffle") == 0) shuffle = 0;
         else if (strcmp(a, "--no-validate") == 0) validate = 0;
         else if (strcmp(a, "--compression") == 0 && v) {
@@ -85,6 +88,8 @@ static int cmd_write(int argc, char **argv)
     h5ml_writer_set(w, H5ML_OPT_SHUFFLE, shuffle ? 1 : -1);
     h5ml_writer_set(w, H5ML_OPT_VALIDATE, validate ? 1 : -1);
     if (threads > 0 && h5ml_writer_set(w, H5ML_OPT_THREADS, threads)) die("%s%s", h5ml_errmsg(w), "");
+    if (chunk_atoms > 0) h5ml_writer_set(w, H5ML_OPT_CHUNK_ATOMS, chunk_atoms);
+    if (chunk_structs > 0) h5ml_writer_set(w, H5ML_OPT_CHUNK_STRUCTURES, chunk_structs);
     int rc = h5ml_writer_open(w, out, H5ML_CREATE);
     if (rc) die("%s%s", h5ml_errmsg(w), "");
     double t_open = now();
@@ -138,25 +143,53 @@ static int cmd_write(int argc, char **argv)
     return 0;
 }
 
+/* A permutation of 0..n-1 from a fixed seed (the same on every run). */
+static int64_t *shuffled(long long n, unsigned long long seed)
+{
+    int64_t *p = malloc(sizeof *p * (size_t)(n > 0 ? n : 1));
+    if (p == NULL) die("out of memory%s%s", "", "");
+    for (long long i = 0; i < n; i++) p[i] = i;
+    for (long long i = n - 1; i > 0; i--) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        long long j = (long long)((seed >> 33) % (unsigned long long)(i + 1));
+        int64_t t = p[i];
+        p[i] = p[j];
+        p[j] = t;
+    }
+    return p;
+}
+
+/* read FILE [--chunk N] [--shuffle] [--count K] [--threads T] [--cache BYTES]:
+ * sequential ranges of N structures (h5ml_reader_read), or with --shuffle the first K of a
+ * fixed shuffled order in batches of N (h5ml_reader_read_indices). */
 static int cmd_read(int argc, char **argv)
 {
-    if (argc < 1) die("usage: bench_atoms read FILE.h5 [--chunk N]%s%s", "", "");
+    if (argc < 1) die("usage: bench_atoms read FILE.h5 [--chunk N] [--shuffle] [--count K] [--threads T] [--cache B]%s%s", "", "");
     const char *path = argv[0];
-    long long chunk = 0; /* 0: the whole file in one call */
+    long long chunk = 0, count = -1, threads = 0, cache = -1; /* chunk 0: the whole file in one call */
+    bool shuffle = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--chunk") == 0 && i + 1 < argc) chunk = atoll(argv[++i]);
+        else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) count = atoll(argv[++i]);
+        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = atoll(argv[++i]);
+        else if (strcmp(argv[i], "--cache") == 0 && i + 1 < argc) cache = atoll(argv[++i]);
+        else if (strcmp(argv[i], "--shuffle") == 0) shuffle = true;
         else die("unknown option %s%s", argv[i], "");
     }
     double t0 = now();
     h5ml_reader *r = h5ml_reader_new();
+    if (cache >= 0) h5ml_reader_set_cache(r, cache);
+    h5ml_reader_set_threads(r, (int)threads);
     if (h5ml_reader_open(r, path)) die("%s%s", h5ml_errmsg(r), "");
     long long n = h5ml_reader_count(r), m = h5ml_reader_total_atoms(r);
-    if (chunk <= 0 || chunk > n) chunk = n > 0 ? n : 1;
+    if (count < 0 || count > n) count = n;
+    if (chunk <= 0 || chunk > count) chunk = count > 0 ? count : 1;
+    int64_t *order = shuffle ? shuffled(n, 20261123) : NULL;
     int64_t amax = 0;
-    for (long long s = 0; s < n; s += chunk) {
-        long long k = n - s < chunk ? n - s : chunk;
+    for (long long s = 0; s < count; s += chunk) {
+        long long k = count - s < chunk ? count - s : chunk;
         int64_t a;
-        if (h5ml_reader_range_atoms(r, s, k, &a)) die("%s%s", h5ml_errmsg(r), "");
+        if (order ? h5ml_reader_atoms_of(r, order + s, k, &a) : h5ml_reader_range_atoms(r, s, k, &a)) die("%s%s", h5ml_errmsg(r), "");
         if (a > amax) amax = a;
     }
     size_t ca = (size_t)(amax > 0 ? amax : 1), cs = (size_t)chunk;
@@ -168,15 +201,20 @@ static int cmd_read(int argc, char **argv)
     if (!f.natoms || !f.numbers || !f.positions || !f.cells || !f.pbc || !f.energies || !f.forces || !f.stress ||
         !f.stress_mask)
         die("out of memory%s%s", "", "");
-    double check = 0;
-    for (long long s = 0; s < n; s += chunk) {
-        long long k = n - s < chunk ? n - s : chunk;
-        if (h5ml_reader_read(r, s, k, &f)) die("%s%s", h5ml_errmsg(r), "");
+    double t1 = now(), check = 0;
+    for (long long s = 0; s < count; s += chunk) {
+        long long k = count - s < chunk ? count - s : chunk;
+        int rc = order ? h5ml_reader_read_indices(r, order + s, k, &f) : h5ml_reader_read(r, s, k, &f);
+        if (rc) die("%s%s", h5ml_errmsg(r), "");
         check += f.energies[0] + f.forces[0];
     }
+    double t2 = now();
     h5ml_reader_close(r);
-    double t1 = now();
-    printf("{\"seconds\": %.6f, \"structures\": %lld, \"atoms\": %lld, \"check\": %.6g}\n", t1 - t0, n, m, check);
+    double t3 = now();
+    printf("{\"seconds\": %.6f, \"read_s\": %.6f, \"open_s\": %.6f, \"structures\": %lld, \"read\": %lld, \"atoms\": %lld, "
+           "\"check\": %.6g}\n",
+           t3 - t0, t2 - t1, t1 - t0, n, count, m, check);
+    free(order);
     free(f.natoms);
     free(f.numbers);
     free(f.positions);

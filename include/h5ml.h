@@ -148,6 +148,34 @@ typedef enum h5ml_compression {
     H5ML_COMPRESS_LZF = 3      /* h5py's LZF filter (id 32000); h5py reads it without plugin */
 } h5ml_compression;
 
+/* Compression profiles: compression, level and shuffle set together (H5ML_OPT_PROFILE,
+ * H5ML_SIG_PROFILE). Measured on the bundled data (README, "Compression profiles"):
+ *
+ *   fast       LZF + shuffle        the fastest writes and reads, larger files
+ *   balanced   shuffle + gzip 4     the default: within 1 % of small's size, 2-3x its write speed
+ *   small      shuffle + gzip 9     the smallest files, the slowest writes
+ *   none       no filter            the fastest with uncompressed data, the largest files
+ *
+ * Precedence: the profile fills in the parts that are not set explicitly. Compression,
+ * level or shuffle set to a nonzero value (in any order, before or after the profile)
+ * override the profile's part; a level applies to gzip only (a profile without a gzip
+ * level, made gzip by an explicit compression, gets level 4). Without a profile the
+ * explicit options alone apply, over the defaults (gzip 4 + shuffle: balanced). */
+typedef enum h5ml_profile {
+    H5ML_PROFILE_DEFAULT = 0,  /* balanced */
+    H5ML_PROFILE_FAST = 1,
+    H5ML_PROFILE_BALANCED = 2,
+    H5ML_PROFILE_SMALL = 3,
+    H5ML_PROFILE_NONE = 4
+} h5ml_profile;
+
+/* The profile named `name` ("fast", "balanced", "small", "none"; exact lowercase), or -1
+ * for another name or NULL. Thread-safe. */
+H5ML_API int h5ml_profile_from_name(const char *name);
+/* The name of a profile ("balanced" for H5ML_PROFILE_DEFAULT), NULL for another value.
+ * Static string; thread-safe. */
+H5ML_API const char *h5ml_profile_name(int profile);
+
 /* Writer options for h5ml_writer_set(); every option has a default, used when it is not
  * set or set to 0. Options must be set before h5ml_writer_open(). */
 typedef enum h5ml_option {
@@ -161,8 +189,30 @@ typedef enum h5ml_option {
                                      finalize                                              */
     H5ML_OPT_THREADS,             /* threads that compress chunks; default one per core; 1
                                      compresses on the calling thread                      */
+    H5ML_OPT_PROFILE,             /* h5ml_profile; see its precedence rule above           */
+    H5ML_OPT_DEDUP,               /* 1 on, -1 off (default): skip duplicates (see below)   */
     H5ML_OPT__COUNT
 } h5ml_option;
+
+/* Deduplication (H5ML_OPT_DEDUP = 1): a structure identical to one already in the file is
+ * skipped (not written, no error) and counted in h5ml_writer_stats.deduplicated. Identical
+ * means the same natoms, atomic numbers, positions, cell and pbc as stored, bit for bit
+ * (a NULL cell equals a zero cell, NULL pbc equals {0,0,0}, any nonzero pbc flag equals 1;
+ * -0.0 differs from 0.0, and a position one ulp away is another structure). Energy, forces,
+ * stress and metadata are not compared: the first structure written is kept. Structures of
+ * one batch are compared with each other too, and in append mode with every structure the
+ * file held at open, which h5ml_writer_open reads (in blocks) to hash. Validation comes
+ * first: a rejected structure is an error even if it duplicates a stored one; plausibility
+ * warnings are issued for written structures only.
+ *
+ * How: a 64-bit hash of (natoms, numbers, positions, cell, pbc) goes into an open-addressing
+ * table of (hash, structure index) slots; on a hash match the stored structure is read back
+ * (from the writer's chunk buffers, or from the file) and compared byte for byte, so a hash
+ * collision never drops a structure. Memory: one 16-byte slot per structure in a table kept
+ * at most half full, so 32 to 64 bytes per structure in the file (64 MB at most for a
+ * million structures), plus the largest structure compared. Cost: hashing runs on the
+ * batch-checking threads; a duplicate costs a read-back, from the file at worst one chunk
+ * per geometry dataset (kept in an 8 MiB HDF5 chunk cache per dataset). */
 
 /* Makes a writer handle with default options. NULL only if out of memory. */
 H5ML_API h5ml_writer *h5ml_writer_new(void);
@@ -275,6 +325,7 @@ typedef struct h5ml_writer_stats {
     int64_t checkpoints;
     int64_t warnings;
     int64_t dropped;         /* structures of an unfinished tail cut at open (append, repair) */
+    int64_t deduplicated;    /* structures skipped as duplicates (H5ML_OPT_DEDUP); not in added */
 } h5ml_writer_stats;
 H5ML_API void h5ml_writer_get_stats(const h5ml_writer *w, h5ml_writer_stats *out);
 
@@ -343,6 +394,24 @@ H5ML_API int h5ml_reader_layout(h5ml_reader *r, h5ml_layout *out);
 
 /* Reads structures [start, start+count) into `out`. ERR_RANGE outside [0, N]. */
 H5ML_API int h5ml_reader_read(h5ml_reader *r, int64_t start, int64_t count, const h5ml_frames *out);
+
+/* Reads structures idx[0..n), in any order and with repeats, into `out`, one after the other:
+ * entry k of the per-structure fields is structure idx[k], and its atoms follow those of
+ * idx[k-1] in the per-atom fields (sizes: n, and A = h5ml_reader_atoms_of(idx) rows). The
+ * shuffled-batch read of training: each chunk involved is read once, straight from the file
+ * by its address and decoded here (shuffle, deflate, LZF) when the file's filters allow,
+ * kept in the reader's chunk cache (h5ml_reader_set_cache), on h5ml_reader_set_threads
+ * threads. Files of other layouts go through HDF5. ERR_RANGE for an index outside [0, N).
+ * Thread-safe: several threads may call h5ml_reader_read_indices (and h5ml_reader_read,
+ * h5ml_reader_atoms_of) on one open reader at once. */
+H5ML_API int h5ml_reader_read_indices(h5ml_reader *r, const int64_t *idx, int64_t n, const h5ml_frames *out);
+
+/* Total atoms of structures idx[0..n) (ERR_RANGE for an index outside [0, N)). */
+H5ML_API int h5ml_reader_atoms_of(h5ml_reader *r, const int64_t *idx, int64_t n, int64_t *atoms);
+
+/* Threads for h5ml_reader_read_indices; 0 (default) is one per core, 1 reads on the calling
+ * thread only. May be set any time. */
+H5ML_API int h5ml_reader_set_threads(h5ml_reader *r, int threads);
 
 /* One structure with its own storage, valid until the next call on the reader or close. */
 typedef struct h5ml_frame {
@@ -528,6 +597,8 @@ typedef enum h5ml_sig_option {
     H5ML_SIG_THREADS,          /* compression threads; default one per core                */
     H5ML_SIG_ALLOW_NONFINITE,  /* 1: accept NaN/Inf samples; default -1: reject them       */
     H5ML_SIG_NUM_CLASSES,      /* labels must lie in [0, n); default 0: any label          */
+    H5ML_SIG_PROFILE,          /* h5ml_profile (section 2, same precedence over
+                                  COMPRESSION, LEVEL and SHUFFLE); default balanced       */
     H5ML_SIG__COUNT
 } h5ml_sig_option;
 

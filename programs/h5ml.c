@@ -147,6 +147,20 @@ static int parse_compression(const char *s)
     die_usage("unknown compression '%s' (choose gzip, lzf or none)", s);
 }
 
+static int parse_profile(const char *s)
+{
+    int p = h5ml_profile_from_name(s);
+    if (p < 0) die_usage("unknown profile '%s' (choose fast, balanced, small or none)", s);
+    return p;
+}
+
+/* Whether a gzip level applies: gzip given by -c, or by the profile when -c is not given. */
+static bool gzip_chosen(int compression, int profile)
+{
+    if (compression) return compression == H5ML_COMPRESS_GZIP;
+    return profile != H5ML_PROFILE_FAST && profile != H5ML_PROFILE_NONE;
+}
+
 static int64_t parse_positive(const char *s, const char *what)
 {
     char *e;
@@ -201,10 +215,15 @@ static const char convert_help[] =
     "  -i, --input IN              input file (instead of the positional IN; '-' = stdin)\n"
     "  -o, --output OUT            output HDF5 file (required)\n"
     "  -f, --format FMT            auto, xyz or extxyz (auto: from the extension)\n"
+    "  -p, --profile P             fast (lzf + shuffle), balanced (shuffle + gzip 4, the\n"
+    "                              default), small (shuffle + gzip 9) or none; -c, --level\n"
+    "                              and --no-shuffle override its parts\n"
     "  -c, --compression C         gzip (default), lzf or none\n"
     "      --level N, --compression-level N\n"
     "                              gzip level 1-9 (default 4)\n"
     "      --no-shuffle            do not byte-shuffle before compressing\n"
+    "      --dedup                 skip structures identical to one already in OUT (same\n"
+    "                              numbers, positions, cell and pbc, bit for bit)\n"
     "  -m, --metadata KEY=VALUE    extra /metadata attribute (repeatable; stored as a string)\n"
     "  -a, --append                append to OUT instead of overwriting it\n"
     "      --no-validate           skip NaN/Inf/shape checks and plausibility warnings\n"
@@ -230,19 +249,23 @@ static int cmd_convert(int argc, char **argv)
         { "checkpoint", required_argument, 0, 'k' },  { "chunk-atoms", required_argument, 0, 'A' },
         { "chunk-structures", required_argument, 0, 'N' }, { "labels", required_argument, 0, 'l' },
         { "quiet", no_argument, 0, 'q' },             { "verbose", no_argument, 0, 'v' },
+        { "profile", required_argument, 0, 'p' },     { "dedup", no_argument, 0, 'D' },
         { "help", no_argument, 0, 'h' },              { 0, 0, 0, 0 },
     };
     const char *in = NULL, *out = NULL, *format = "auto";
-    int compression = 0, level = 0, checkpoint_ms = 0;
+    int compression = 0, level = 0, checkpoint_ms = 0, profile = 0;
     long chunk_atoms = 0, chunk_structs = 0;
     bool no_shuffle = false, append = false, no_validate = false, quiet = false, verbose = false, level_set = false;
+    bool dedup = false;
     kvlist meta = { calloc((size_t)argc, sizeof(char *)), 0 };
     int c;
-    while ((c = getopt_long(argc, argv, ":i:o:f:c:m:al:qvh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":i:o:f:c:m:al:p:qvh", opts, NULL)) != -1) {
         switch (c) {
         case 'i': in = optarg; break;
         case 'o': out = optarg; break;
         case 'f': format = optarg; break;
+        case 'p': profile = parse_profile(optarg); break;
+        case 'D': dedup = true; break;
         case 'c': compression = parse_compression(optarg); break;
         case 'L': level = (int)parse_long(optarg, "--level", 1, 9); level_set = true; break;
         case 'S': no_shuffle = true; break;
@@ -269,7 +292,7 @@ static int cmd_convert(int argc, char **argv)
     if (optind < argc) die_usage("unexpected argument '%s' (see h5ml convert --help)", argv[optind]);
     if (in == NULL) die_usage("no input file (h5ml convert IN.xyz -o OUT.h5)");
     if (out == NULL) die_usage("no output file: give -o OUT.h5");
-    if (level_set && compression && compression != H5ML_COMPRESS_GZIP) die_usage("--level applies to gzip compression only");
+    if (level_set && !gzip_chosen(compression, profile)) die_usage("--level applies to gzip compression only");
     const char *ext = strrchr(in, '.');
     bool is_pickle = strcmp(format, "pickle") == 0 ||
                      (strcmp(format, "auto") == 0 && ext && (strcmp(ext, ".pkl") == 0 || strcmp(ext, ".pickle") == 0));
@@ -284,9 +307,11 @@ static int cmd_convert(int argc, char **argv)
     if (w == NULL) die_usage("out of memory");
     logstate ls = { 0, verbose ? 1 << 30 : 10, quiet };
     h5ml_set_log(w, on_log, &ls);
+    if (profile) h5ml_writer_set(w, H5ML_OPT_PROFILE, profile);
     if (compression) h5ml_writer_set(w, H5ML_OPT_COMPRESSION, compression);
     if (level) h5ml_writer_set(w, H5ML_OPT_LEVEL, level);
     if (no_shuffle) h5ml_writer_set(w, H5ML_OPT_SHUFFLE, -1);
+    if (dedup) h5ml_writer_set(w, H5ML_OPT_DEDUP, 1);
     if (no_validate) h5ml_writer_set(w, H5ML_OPT_VALIDATE, -1);
     if (checkpoint_ms) h5ml_writer_set(w, H5ML_OPT_CHECKPOINT_MS, checkpoint_ms);
     if (chunk_atoms) h5ml_writer_set(w, H5ML_OPT_CHUNK_ATOMS, chunk_atoms);
@@ -333,9 +358,11 @@ static int cmd_convert(int argc, char **argv)
         struct stat sb;
         char size[32] = "?";
         if (stat(out, &sb) == 0) human_bytes((double)sb.st_size, size, sizeof size);
-        printf("%s %" PRId64 " structures (%" PRId64 " atoms) %s %s in %.2f s (%.0f structures/s); %s; %" PRId64 " warning%s\n",
+        printf("%s %" PRId64 " structures (%" PRId64 " atoms) %s %s in %.2f s (%.0f structures/s); %s; %" PRId64 " warning%s",
                append ? "appended" : "wrote", st.added, st.added_atoms, "to", out, el,
                el > 0 ? (double)st.added / el : 0.0, size, st.warnings, st.warnings == 1 ? "" : "s");
+        if (dedup) printf("; %" PRId64 " duplicate%s skipped", st.deduplicated, st.deduplicated == 1 ? "" : "s");
+        printf("\n");
     }
     return EXIT_OK;
 }
@@ -881,8 +908,13 @@ static const char merge_help[] =
     "\n"
     "options:\n"
     "  -o, --output C.h5     output file (required; must not be an input)\n"
+    "  -p, --profile P       fast, balanced, small or none (see h5ml convert --help);\n"
+    "                        -c, --level and --no-shuffle override its parts\n"
     "  -c, --compression C   gzip, lzf or none\n"
     "      --level N         gzip level 1-9\n"
+    "      --no-shuffle      do not byte-shuffle before compressing\n"
+    "      --dedup           skip structures identical to one written before (from any\n"
+    "                        input: same numbers, positions, cell and pbc, bit for bit)\n"
     "      --no-validate     skip validation of the copied structures\n"
     "  -q, --quiet           no progress bar or summary\n";
 
@@ -891,15 +923,19 @@ static int cmd_merge(int argc, char **argv)
     static const struct option opts[] = { { "output", required_argument, 0, 'o' }, { "compression", required_argument, 0, 'c' },
                                           { "level", required_argument, 0, 'L' },  { "no-validate", no_argument, 0, 'V' },
                                           { "quiet", no_argument, 0, 'q' },        { "help", no_argument, 0, 'h' },
-                                          { 0, 0, 0, 0 } };
+                                          { "profile", required_argument, 0, 'p' }, { "dedup", no_argument, 0, 'D' },
+                                          { "no-shuffle", no_argument, 0, 'S' },   { 0, 0, 0, 0 } };
     const char *out = NULL;
-    int compression = 0, level = 0;
-    bool quiet = false, no_validate = false;
+    int compression = 0, level = 0, profile = 0;
+    bool quiet = false, no_validate = false, dedup = false, no_shuffle = false;
     int c;
-    while ((c = getopt_long(argc, argv, ":o:c:qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:c:p:qh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'c': compression = parse_compression(optarg); break;
+        case 'p': profile = parse_profile(optarg); break;
+        case 'D': dedup = true; break;
+        case 'S': no_shuffle = true; break;
         case 'L': level = (int)parse_long(optarg, "--level", 1, 9); break;
         case 'V': no_validate = true; break;
         case 'q': quiet = true; break;
@@ -909,6 +945,7 @@ static int cmd_merge(int argc, char **argv)
     }
     if (argc - optind < 2) die_usage("merge takes at least two files (h5ml merge A.h5 B.h5 -o C.h5)");
     if (out == NULL) die_usage("no output file: give -o C.h5");
+    if (level && (compression || profile) && !gzip_chosen(compression, profile)) die_usage("--level applies to gzip compression only");
     struct stat so;
     for (int i = optind; i < argc; i++) {
         struct stat si;
@@ -930,9 +967,17 @@ static int cmd_merge(int argc, char **argv)
     if (rc == EXIT_OK) {
         h5ml_layout lay;
         h5ml_reader_layout(in[0], &lay);
-        h5ml_writer_set(w, H5ML_OPT_COMPRESSION, compression ? compression : lay.compression);
-        if (level || lay.level) h5ml_writer_set(w, H5ML_OPT_LEVEL, level ? level : lay.level);
-        if (!lay.shuffle) h5ml_writer_set(w, H5ML_OPT_SHUFFLE, -1);
+        if (profile) { /* the profile and what is given over it; otherwise A's filters */
+            h5ml_writer_set(w, H5ML_OPT_PROFILE, profile);
+            if (compression) h5ml_writer_set(w, H5ML_OPT_COMPRESSION, compression);
+            if (level) h5ml_writer_set(w, H5ML_OPT_LEVEL, level);
+        } else {
+            h5ml_writer_set(w, H5ML_OPT_COMPRESSION, compression ? compression : lay.compression);
+            if (level || lay.level) h5ml_writer_set(w, H5ML_OPT_LEVEL, level ? level : lay.level);
+            if (!lay.shuffle) h5ml_writer_set(w, H5ML_OPT_SHUFFLE, -1);
+        }
+        if (no_shuffle) h5ml_writer_set(w, H5ML_OPT_SHUFFLE, -1);
+        if (dedup) h5ml_writer_set(w, H5ML_OPT_DEDUP, 1);
         if (lay.chunk_atoms) h5ml_writer_set(w, H5ML_OPT_CHUNK_ATOMS, lay.chunk_atoms);
         if (lay.chunk_structures) h5ml_writer_set(w, H5ML_OPT_CHUNK_STRUCTURES, lay.chunk_structures);
         if (no_validate) h5ml_writer_set(w, H5ML_OPT_VALIDATE, -1);
@@ -952,9 +997,12 @@ static int cmd_merge(int argc, char **argv)
     h5ml_writer_get_stats(w, &st);
     if (rc == EXIT_OK && h5ml_writer_finalize(w) != H5ML_OK) rc = fail(w);
     h5ml_writer_close(w);
-    if (rc == EXIT_OK && !quiet)
-        printf("merged %d files into %s: %" PRId64 " structures (%" PRId64 " atoms) in %.2f s\n", nin, out, st.structures,
+    if (rc == EXIT_OK && !quiet) {
+        printf("merged %d files into %s: %" PRId64 " structures (%" PRId64 " atoms) in %.2f s", nin, out, st.structures,
                st.atoms, now() - t0);
+        if (dedup) printf("; %" PRId64 " duplicate%s skipped", st.deduplicated, st.deduplicated == 1 ? "" : "s");
+        printf("\n");
+    }
     return rc;
 }
 
@@ -1016,6 +1064,9 @@ static const char signals_help[] =
 
 /* The output options every subcommand takes, listed in each one's help. */
 #define SIG_WRITER_HELP                                                                          \
+    "  -p, --profile P         fast (lzf + shuffle), balanced (shuffle + gzip 4, the default),\n" \
+    "                          small (shuffle + gzip 9) or none; -c, --level and --no-shuffle\n"  \
+    "                          override its parts\n"                                              \
     "  -c, --compression C     gzip (default), lzf or none\n"                                    \
     "      --level N           gzip level 1-9 (default 4)\n"                                     \
     "      --no-shuffle        do not byte-shuffle before compressing\n"                         \
@@ -1028,11 +1079,11 @@ static const char signals_help[] =
         { "level", required_argument, 0, 'L' }, { "compression-level", required_argument, 0, 'L' }, \
         { "no-shuffle", no_argument, 0, 'S' }, { "threads", required_argument, 0, 'T' },            \
         { "allow-nonfinite", no_argument, 0, 1001 }, { "quiet", no_argument, 0, 'q' },               \
-        { "help", no_argument, 0, 'h' }
+        { "profile", required_argument, 0, 'p' }, { "help", no_argument, 0, 'h' }
 
 typedef struct sigopts {
     const char *out;
-    int compression, level, threads;
+    int compression, level, threads, profile;
     bool no_shuffle, quiet, allow_nonfinite;
 } sigopts;
 
@@ -1042,6 +1093,7 @@ static bool sig_writer_option(int c, sigopts *o)
     switch (c) {
     case 'o': o->out = optarg; return true;
     case 'c': o->compression = parse_compression(optarg); return true;
+    case 'p': o->profile = parse_profile(optarg); return true;
     case 'L': o->level = (int)parse_long(optarg, "--level", 1, 9); return true;
     case 'S': o->no_shuffle = true; return true;
     case 'T': o->threads = (int)parse_long(optarg, "--threads", 1, 1024); return true;
@@ -1064,12 +1116,13 @@ typedef struct sigrun {
 static void sig_begin(sigrun *run, const sigopts *o, const char *what)
 {
     if (o->out == NULL) die_usage("no output file: give -o OUT.h5");
-    if (o->level && o->compression && o->compression != H5ML_COMPRESS_GZIP) die_usage("--level applies to gzip compression only");
+    if (o->level && !gzip_chosen(o->compression, o->profile)) die_usage("--level applies to gzip compression only");
     h5ml_sigwriter *w = h5ml_sigwriter_new();
     if (w == NULL) die_usage("out of memory");
     run->w = w;
     run->ls = (logstate){ 0, 10, o->quiet };
     h5ml_set_log(w, on_log, &run->ls);
+    if (o->profile) h5ml_sigwriter_set(w, H5ML_SIG_PROFILE, o->profile);
     if (o->compression) h5ml_sigwriter_set(w, H5ML_SIG_COMPRESSION, o->compression);
     if (o->level) h5ml_sigwriter_set(w, H5ML_SIG_LEVEL, o->level);
     if (o->no_shuffle) h5ml_sigwriter_set(w, H5ML_SIG_SHUFFLE, -1);
@@ -1140,7 +1193,7 @@ static int cmd_signals_generate(int argc, char **argv)
     sigopts so = { 0 };
     h5ml_siggen_options g = { 100, 102400, 20480, 60, 42, { 0.7, 0.15, 0.15 } };
     int c;
-    while ((c = getopt_long(argc, argv, ":o:c:qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:c:p:qh", opts, NULL)) != -1) {
         if (sig_writer_option(c, &so)) continue;
         switch (c) {
         case 'P': g.per_class = parse_positive(optarg, "--per-class"); break;
@@ -1193,14 +1246,14 @@ static int cmd_signals_import(int argc, char **argv)
         { "var", required_argument, 0, 'v' },    { "split", required_argument, 0, 'R' },
         { "ratios", required_argument, 0, 'R' }, { "seed", required_argument, 0, 'e' },
         { "no-stratify", no_argument, 0, 'N' },  { "flat", no_argument, 0, 'F' },
-        { "truncate", no_argument, 0, 't' },     { "pad", no_argument, 0, 'p' },
+        { "truncate", no_argument, 0, 't' },     { "pad", no_argument, 0, 1003 },
         { 0, 0, 0, 0 },
     };
     sigopts so = { 0 };
     h5ml_import_options io = { .seed = 42 };
     const char *split_opt = NULL;
     int c, li = 0;
-    while ((c = getopt_long(argc, argv, ":o:c:qh", opts, &li)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:c:p:qh", opts, &li)) != -1) {
         if (sig_writer_option(c, &so)) continue;
         switch (c) {
         case 'v': io.var = optarg; break;
@@ -1212,7 +1265,7 @@ static int cmd_signals_import(int argc, char **argv)
         case 'N': io.no_stratify = 1; break;
         case 'F': io.flat = 1; break;
         case 't': io.truncate = 1; break;
-        case 'p': io.pad = 1; break;
+        case 1003: io.pad = 1; break;
         case 'h': return fputs(import_help, stdout), EXIT_OK;
         default: bad_option("signals import", c, argv);
         }
@@ -1262,7 +1315,7 @@ static int cmd_signals_split(int argc, char **argv)
     uint64_t seed = 42;
     bool stratify = true;
     int c;
-    while ((c = getopt_long(argc, argv, ":o:c:qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:c:p:qh", opts, NULL)) != -1) {
         if (sig_writer_option(c, &so)) continue;
         switch (c) {
         case 'R': parse_ratios(optarg, "--ratios", ratios); break;

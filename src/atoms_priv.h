@@ -20,4 +20,17 @@ const int64_t *h5ml__reader_splits(const h5ml_reader *r);
 /* Structures of an unfinished tail (file not finalized by its writer) that the open ignored. */
 int64_t h5ml__reader_tail(const h5ml_reader *r);
 
+/* ---- direct reads (atoms_direct.c) ---- */
+typedef struct h5ml_direct h5ml_direct;
+/* The direct-read state of an open file's datasets (NULL if the file's driver has no file
+ * descriptor); budget: bytes of decoded chunks kept. */
+h5ml_direct *h5ml__direct_open(hid_t file, const hid_t dset[COL_COUNT], int64_t budget);
+void h5ml__direct_close(h5ml_direct *d);
+void h5ml__direct_set_threads(h5ml_direct *d, int threads);
+/* Whether every field `o` asks for can be read directly. */
+bool h5ml__direct_covers(const h5ml_direct *d, const h5ml_frames *o);
+/* Structures idx[0..n) (valid) into o, one after the other; 0, or -1 with a reason. */
+int h5ml__direct_read(h5ml_direct *d, const hid_t dset[COL_COUNT], const int64_t *splits, const int64_t *idx, int64_t n,
+                      const h5ml_frames *o, char *why, size_t whylen);
+
 #endif

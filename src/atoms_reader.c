@@ -24,6 +24,8 @@ struct h5ml_reader {
     int64_t n, m;
     int64_t tail;    /* structures of an unfinished tail ignored at open (see open_impl) */
     int64_t cache_bytes; /* decompressed-chunk memory budget (h5ml_reader_set_cache) */
+    h5ml_direct *direct; /* direct chunk reads, or NULL */
+    int threads;
     int64_t *splits; /* n+1 */
     /* storage of h5ml_reader_get */
     int64_t cap;
@@ -64,6 +66,8 @@ static void close_file(h5ml_reader *r)
     r->file = r->info = r->mt_pbc = r->mt_mask = H5I_INVALID_HID;
     free(r->splits);
     r->splits = NULL;
+    h5ml__direct_close(r->direct);
+    r->direct = NULL;
     r->n = r->m = r->tail = 0;
 }
 
@@ -282,6 +286,12 @@ static int open_common(h5ml_reader *r, const char *path, int64_t *dropped)
     free(r->path);
     r->path = strdup(path);
     int rc = open_impl(r, path, dropped);
+    if (rc == H5ML_OK) {
+        /* The direct path keeps the decoded chunks itself: HDF5's own cache then only needs
+         * to serve the files (and columns) it does not cover. */
+        r->direct = h5ml__direct_open(r->file, r->dset, r->cache_bytes);
+        h5ml__direct_set_threads(r->direct, r->threads);
+    }
     if (rc) close_file(r);
     else h5ml__ok(&r->base);
     if (rc == H5ML_OK && dropped == NULL && r->tail > 0)
@@ -344,7 +354,52 @@ int h5ml_reader_range_atoms(h5ml_reader *r, int64_t start, int64_t count, int64_
     return h5ml__ok(&r->base);
 }
 
+static int read_h5(h5ml_reader *r, int64_t start, int64_t count, const h5ml_frames *o);
+
+/* Structures idx[0..n) (valid), directly when the file allows, else through HDF5. */
+static int read_list(h5ml_reader *r, const int64_t *idx, int64_t n, const h5ml_frames *o)
+{
+    if (h5ml__direct_covers(r->direct, o)) {
+        char why[256];
+        if (h5ml__direct_read(r->direct, r->dset, r->splits, idx, n, o, why, sizeof why) < 0)
+            return h5ml__fail(&r->base, H5ML_ERR_IO, "%s: cannot read structures: %s", r->path, why);
+        return H5ML_OK;
+    }
+    int64_t atom = 0;
+    for (int64_t k = 0; k < n; k++) { /* one structure at a time into its place */
+        int64_t i = idx[k], na = r->splits[i + 1] - r->splits[i];
+        h5ml_frames one = {
+            .natoms = o->natoms ? o->natoms + k : NULL,
+            .numbers = o->numbers ? o->numbers + atom : NULL,
+            .positions = o->positions ? o->positions + 3 * atom : NULL,
+            .cells = o->cells ? o->cells + 9 * k : NULL,
+            .pbc = o->pbc ? o->pbc + 3 * k : NULL,
+            .energies = o->energies ? o->energies + k : NULL,
+            .forces = o->forces ? o->forces + 3 * atom : NULL,
+            .stress = o->stress ? o->stress + 6 * k : NULL,
+            .stress_mask = o->stress_mask ? o->stress_mask + k : NULL,
+        };
+        int rc = read_h5(r, i, 1, &one);
+        if (rc) return rc;
+        atom += na;
+    }
+    return H5ML_OK;
+}
+
 static int read_impl(h5ml_reader *r, int64_t start, int64_t count, const h5ml_frames *o)
+{
+    if (h5ml__direct_covers(r->direct, o) && count > 0) {
+        int64_t *idx = malloc(sizeof *idx * (size_t)count);
+        if (idx == NULL) return h5ml__fail(&r->base, H5ML_ERR_NOMEM, "out of memory");
+        for (int64_t k = 0; k < count; k++) idx[k] = start + k;
+        int rc = read_list(r, idx, count, o);
+        free(idx);
+        return rc;
+    }
+    return read_h5(r, start, count, o);
+}
+
+static int read_h5(h5ml_reader *r, int64_t start, int64_t count, const h5ml_frames *o)
 {
     int64_t a0 = r->splits[start], na = r->splits[start + count] - a0;
     struct { int col; hid_t mt; void *buf; int64_t at, n; } jobs[] = {
@@ -378,6 +433,48 @@ int h5ml_reader_read(h5ml_reader *r, int64_t start, int64_t count, const h5ml_fr
     if (rc == H5ML_OK) h5ml__ok(&r->base);
     h5ml__h5_restore(&q);
     return rc;
+}
+
+static int check_indices(h5ml_reader *r, const int64_t *idx, int64_t n)
+{
+    if (r->file < 0) return h5ml__fail(&r->base, H5ML_ERR_STATE, "the reader is not open");
+    if (n < 0 || (n > 0 && idx == NULL)) return h5ml__fail(&r->base, H5ML_ERR_ARG, "no indices given");
+    for (int64_t k = 0; k < n; k++)
+        if (idx[k] < 0 || idx[k] >= r->n)
+            return h5ml__fail(&r->base, H5ML_ERR_RANGE, "Index %lld out of range [0, %lld)", (long long)idx[k], (long long)r->n);
+    return H5ML_OK;
+}
+
+int h5ml_reader_atoms_of(h5ml_reader *r, const int64_t *idx, int64_t n, int64_t *atoms)
+{
+    if (r == NULL || atoms == NULL) return H5ML_ERR_ARG;
+    int rc = check_indices(r, idx, n);
+    if (rc) return rc;
+    int64_t a = 0;
+    for (int64_t k = 0; k < n; k++) a += r->splits[idx[k] + 1] - r->splits[idx[k]];
+    *atoms = a;
+    return H5ML_OK; /* no message change: callable from several threads */
+}
+
+int h5ml_reader_read_indices(h5ml_reader *r, const int64_t *idx, int64_t n, const h5ml_frames *out)
+{
+    if (r == NULL || out == NULL) return H5ML_ERR_ARG;
+    int rc = check_indices(r, idx, n);
+    if (rc || n == 0) return rc;
+    h5ml_h5quiet q;
+    h5ml__h5_quiet(&q);
+    rc = read_list(r, idx, n, out);
+    h5ml__h5_restore(&q);
+    return rc;
+}
+
+int h5ml_reader_set_threads(h5ml_reader *r, int threads)
+{
+    if (r == NULL) return H5ML_ERR_ARG;
+    if (threads < 0 || threads > 256) return h5ml__fail(&r->base, H5ML_ERR_ARG, "threads must be 0..256 (got %d)", threads);
+    r->threads = threads;
+    h5ml__direct_set_threads(r->direct, threads);
+    return h5ml__ok(&r->base);
 }
 
 static int read_info(h5ml_reader *r, int64_t i, char **json)
@@ -435,7 +532,7 @@ int h5ml_reader_get(h5ml_reader *r, int64_t i, h5ml_frame *f)
                       .pbc = f->pbc, .energies = &f->energy, .stress = f->stress, .stress_mask = &mask };
     h5ml_h5quiet q;
     h5ml__h5_quiet(&q);
-    int rc = read_impl(r, i, 1, &o);
+    int rc = read_list(r, &i, 1, &o);
     free(r->info_json);
     r->info_json = NULL;
     if (rc == H5ML_OK) rc = read_info(r, i, &r->info_json);

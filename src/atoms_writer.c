@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "atoms_priv.h"
 #include "chunkcol.h"
+#include "dedup.h"
 #include "pool.h"
 
 #include <errno.h>
@@ -45,6 +46,13 @@ struct h5ml_writer {
     /* per-add scratch */
     float *f32;
     int64_t f32_cap;
+    /* deduplication (H5ML_OPT_DEDUP) */
+    bool dedup;
+    dedup_table seen;      /* hashes of the structures in the file */
+    int64_t deduplicated;
+    int64_t *dd_numbers;   /* a stored structure read back for comparison */
+    double *dd_pos;
+    int64_t dd_cap;
 };
 
 static const char *const reserved_keys[] = {
@@ -83,6 +91,8 @@ static const opt_bounds bounds[H5ML_OPT__COUNT] = {
     [H5ML_OPT_CHUNK_STRUCTURES] = { 0, 1 << 24, 4096, "chunk_structures" },
     [H5ML_OPT_CHECKPOINT_MS] = { -1, INT64_C(86400000), 2000, "checkpoint_ms" },
     [H5ML_OPT_THREADS] = { 0, 256, 0, "threads" },
+    [H5ML_OPT_PROFILE] = { 0, H5ML_PROFILE_NONE, H5ML_PROFILE_DEFAULT, "profile" },
+    [H5ML_OPT_DEDUP] = { -1, 1, -1, "dedup" },
 };
 
 int h5ml_writer_set(h5ml_writer *w, h5ml_option opt, int64_t value)
@@ -212,18 +222,33 @@ static hsize_t row_shape_of(int c, int k)
     return k == 0 ? (hsize_t)d->ncols : 0;
 }
 
+/* Whether deduplication reads column c back (the geometry of a structure). */
+static bool dedup_reads(int c)
+{
+    return c == COL_NUMBERS || c == COL_NUMBERS_SPLITS || c == COL_POSITIONS || c == COL_CELLS || c == COL_PBC;
+}
+
 static int attach_columns(h5ml_writer *w, const int64_t rows[COL_COUNT])
 {
     char why[256];
+    /* Deduplication reads stored structures back at random: HDF5 keeps more decoded chunks. */
+    hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+    H5Pset_chunk_cache(dapl, 1009, (size_t)8 << 20, 0.75);
     for (int c = 0; c < COL_COUNT; c++) {
-        hid_t d = H5Dopen2(w->file, h5ml__cols[c].path, H5P_DEFAULT);
-        if (d < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_SCHEMA, "%s: cannot open %s", w->path, h5ml__cols[c].path);
-        if (h5ml__col_attach(&w->col[c], d, mem_type(w, h5ml__cols[c].kind), rows[c], why, sizeof why) < 0) {
+        hid_t d = H5Dopen2(w->file, h5ml__cols[c].path, w->dedup && dedup_reads(c) ? dapl : H5P_DEFAULT);
+        int rc = H5ML_OK;
+        if (d < 0) {
+            rc = h5ml__fail_h5(&w->base, H5ML_ERR_SCHEMA, "%s: cannot open %s", w->path, h5ml__cols[c].path);
+        } else if (h5ml__col_attach(&w->col[c], d, mem_type(w, h5ml__cols[c].kind), rows[c], why, sizeof why) < 0) {
             H5Dclose(d);
-            return h5ml__fail_h5(&w->base, H5ML_ERR_SCHEMA, "%s: cannot append to %s: %s", w->path,
-                                 h5ml__cols[c].path, why);
+            rc = h5ml__fail_h5(&w->base, H5ML_ERR_SCHEMA, "%s: cannot append to %s: %s", w->path, h5ml__cols[c].path, why);
+        }
+        if (rc) {
+            H5Pclose(dapl);
+            return rc;
         }
     }
+    H5Pclose(dapl);
     return H5ML_OK;
 }
 
@@ -263,11 +288,9 @@ static int create_schema(h5ml_writer *w)
 
 static void pipeline_from_options(h5ml_writer *w)
 {
-    int64_t c = opt(w, H5ML_OPT_COMPRESSION);
-    w->pipe.codec = c == H5ML_COMPRESS_NONE ? PIPE_NONE : c == H5ML_COMPRESS_LZF ? PIPE_LZF : PIPE_GZIP;
-    w->pipe.level = (int)opt(w, H5ML_OPT_LEVEL);
-    w->pipe.shuffle = opt(w, H5ML_OPT_SHUFFLE) > 0 && w->pipe.codec != PIPE_NONE;
-    w->pipe.nfilters = (w->pipe.shuffle ? 1 : 0) + (w->pipe.codec != PIPE_NONE ? 1 : 0);
+    h5ml__pipeline_resolve(&w->pipe, w->opt[H5ML_OPT_PROFILE], w->opt[H5ML_OPT_COMPRESSION], w->opt[H5ML_OPT_LEVEL],
+                           w->opt[H5ML_OPT_SHUFFLE]);
+    w->dedup = opt(w, H5ML_OPT_DEDUP) > 0;
     w->chunk_atoms = opt(w, H5ML_OPT_CHUNK_ATOMS);
     w->chunk_structs = opt(w, H5ML_OPT_CHUNK_STRUCTURES);
 }
@@ -334,6 +357,137 @@ static int open_create(h5ml_writer *w)
     }
     w->n = w->m = 0;
     return H5ML_OK;
+}
+
+/* ---- deduplication ----------------------------------------------------------------------
+ * (h5ml.h, H5ML_OPT_DEDUP) w->seen holds the hash of every structure in the file. A hash
+ * match is only a candidate: the stored structure is read back (h5ml__col_read: from the
+ * column buffers, or from the file) and compared byte for byte. */
+
+static const double zero_cell[9];
+
+/* The key of a structure as it will be stored; pbc8 receives its flags as 0/1. */
+static dedup_key key_of(int64_t natoms, const int64_t *numbers, const double *positions, const double *cell,
+                        const uint8_t *pbc, int8_t pbc8[3])
+{
+    for (int k = 0; k < 3; k++) pbc8[k] = pbc && pbc[k] ? 1 : 0;
+    return (dedup_key){ natoms, numbers, positions, cell ? cell : zero_cell, pbc8 };
+}
+
+static int reserve_scratch(h5ml_writer *w, int64_t natoms)
+{
+    if (natoms <= w->dd_cap) return 0;
+    int64_t *nb = realloc(w->dd_numbers, sizeof *nb * (size_t)natoms);
+    if (nb == NULL) return -1;
+    w->dd_numbers = nb;
+    double *p = realloc(w->dd_pos, sizeof *p * 3 * (size_t)natoms);
+    if (p == NULL) return -1;
+    w->dd_pos = p;
+    w->dd_cap = natoms;
+    return 0;
+}
+
+static void free_scratch(h5ml_writer *w)
+{
+    free(w->dd_numbers);
+    free(w->dd_pos);
+    w->dd_numbers = NULL;
+    w->dd_pos = NULL;
+    w->dd_cap = 0;
+}
+
+static int read_back_failed(h5ml_writer *w, int64_t j)
+{
+    return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot read structure %lld back to compare", w->path, (long long)j);
+}
+
+/* *same: whether stored structure j has key k (cheap parts first). */
+static int same_as_stored(h5ml_writer *w, const dedup_key *k, int64_t j, bool *same)
+{
+    colsink *sk = &w->sink;
+    int64_t sp[2];
+    double cell[9];
+    int8_t pbc[3];
+    *same = false;
+    if (h5ml__col_read(&w->col[COL_NUMBERS_SPLITS], sk, j, 2, sp) < 0) return read_back_failed(w, j);
+    if (sp[1] - sp[0] != k->natoms) return H5ML_OK;
+    if (h5ml__col_read(&w->col[COL_CELLS], sk, j, 1, cell) < 0 || h5ml__col_read(&w->col[COL_PBC], sk, j, 1, pbc) < 0)
+        return read_back_failed(w, j);
+    if (memcmp(cell, k->cell, sizeof cell) != 0 || memcmp(pbc, k->pbc, sizeof pbc) != 0) return H5ML_OK;
+    if (reserve_scratch(w, k->natoms) < 0) return h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
+    if (h5ml__col_read(&w->col[COL_NUMBERS], sk, sp[0], k->natoms, w->dd_numbers) < 0 ||
+        h5ml__col_read(&w->col[COL_POSITIONS], sk, sp[0], k->natoms, w->dd_pos) < 0)
+        return read_back_failed(w, j);
+    dedup_key stored = { k->natoms, w->dd_numbers, w->dd_pos, cell, pbc };
+    *same = h5ml__dedup_equal(k, &stored);
+    return H5ML_OK;
+}
+
+/* Structures of a batch that are accepted but not appended yet (indices from w->n on): the
+ * batch path compares them in memory. */
+typedef bool (*pending_same)(const void *ctx, const dedup_key *k, int64_t index);
+
+/* *dup: whether a structure with key k (hash h) is in the file or pending. Makes room in
+ * the table for one more entry, so that remembering k cannot fail afterwards. */
+static int find_duplicate(h5ml_writer *w, const dedup_key *k, uint64_t h, pending_same pending, const void *ctx,
+                          bool *dup)
+{
+    *dup = false;
+    if (h5ml__dedup_reserve(&w->seen, w->seen.count + 1) < 0) return h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
+    uint64_t pos = 0;
+    int64_t j;
+    while ((j = h5ml__dedup_next(&w->seen, h, &pos)) >= 0) {
+        if (j >= w->n) {
+            *dup = pending && pending(ctx, k, j);
+        } else {
+            int rc = same_as_stored(w, k, j, dup);
+            if (rc) return rc;
+        }
+        if (*dup) return H5ML_OK;
+    }
+    return H5ML_OK;
+}
+
+/* Hashes the structures the file holds at open (append), reading them in blocks. */
+static int hash_stored(h5ml_writer *w)
+{
+    enum { BLOCK = 4096, MAX_ATOMS = 1 << 20 };
+    colsink *sk = &w->sink;
+    int64_t *sp = malloc(sizeof *sp * (BLOCK + 1));
+    double *cells = malloc(sizeof *cells * 9 * BLOCK);
+    int8_t *pbc = malloc(3 * BLOCK);
+    int rc = H5ML_OK;
+    if (!sp || !cells || !pbc || h5ml__dedup_reserve(&w->seen, w->n) < 0) rc = h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
+    for (int64_t s = 0; rc == H5ML_OK && s < w->n;) {
+        int64_t k = w->n - s < BLOCK ? w->n - s : BLOCK;
+        if (h5ml__col_read(&w->col[COL_NUMBERS_SPLITS], sk, s, k + 1, sp) < 0) {
+            rc = read_back_failed(w, s);
+            break;
+        }
+        while (k > 1 && sp[k] - sp[0] > MAX_ATOMS) k /= 2;
+        int64_t a0 = sp[0], atoms = sp[k] - a0;
+        if (reserve_scratch(w, atoms) < 0) {
+            rc = h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
+            break;
+        }
+        if (h5ml__col_read(&w->col[COL_NUMBERS], sk, a0, atoms, w->dd_numbers) < 0 ||
+            h5ml__col_read(&w->col[COL_POSITIONS], sk, a0, atoms, w->dd_pos) < 0 ||
+            h5ml__col_read(&w->col[COL_CELLS], sk, s, k, cells) < 0 || h5ml__col_read(&w->col[COL_PBC], sk, s, k, pbc) < 0) {
+            rc = read_back_failed(w, s);
+            break;
+        }
+        for (int64_t i = 0; i < k; i++) {
+            int64_t a = sp[i] - a0;
+            dedup_key key = { sp[i + 1] - sp[i], w->dd_numbers + a, w->dd_pos + 3 * a, cells + 9 * i, pbc + 3 * i };
+            h5ml__dedup_insert(&w->seen, h5ml__dedup_hash(&key), s + i);
+        }
+        s += k;
+    }
+    free(sp);
+    free(cells);
+    free(pbc);
+    free_scratch(w); /* a block's worth: compared structures need far less */
+    return rc;
 }
 
 /* ---- append ---------------------------------------------------------------------------- */
@@ -420,12 +574,13 @@ static int open_append(h5ml_writer *w, bool repair)
     }
     if ((rc = attach_columns(w, rows)) != 0) return rc;
     const column *fc = &w->col[COL_FORCES];
+    pipe_codec asked = w->pipe.codec; /* of the options (the profile's, or the explicit one) */
     w->pipe = fc->pipe;
     w->chunk_atoms = w->col[COL_NUMBERS].chunk_rows;
     w->chunk_structs = w->col[COL_ENERGY].chunk_rows;
-    int64_t asked = w->opt[H5ML_OPT_COMPRESSION];
-    if (asked && (asked == H5ML_COMPRESS_NONE ? PIPE_NONE : asked == H5ML_COMPRESS_LZF ? PIPE_LZF : PIPE_GZIP) != w->pipe.codec)
+    if ((w->opt[H5ML_OPT_COMPRESSION] || w->opt[H5ML_OPT_PROFILE]) && asked != w->pipe.codec)
         h5ml__warn(&w->base, "%s: appending keeps the file's compression (%s)", w->path, codec_name(w->pipe.codec));
+    if (w->dedup && (rc = hash_stored(w)) != 0) return rc;
     w->g_meta = H5Lexists(w->file, "metadata", H5P_DEFAULT) > 0
                     ? H5Gopen2(w->file, "metadata", H5P_DEFAULT)
                     : H5Gcreate2(w->file, "metadata", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -454,6 +609,8 @@ static void reset(h5ml_writer *w)
     free(w->info_pending);
     w->info_pending = NULL;
     w->info_cap = 0;
+    h5ml__dedup_free(&w->seen);
+    free_scratch(w);
     w->is_open = false;
 }
 
@@ -568,8 +725,9 @@ static int check_info_json(h5ml_writer *w, const char *json)
 
 static int checkpoint(h5ml_writer *w);
 
-/* The plausibility warnings of one structure, handed to `emit` (structure order is the
- * caller's business: the batch path checks on several threads and sorts). */
+/* The plausibility warnings of one structure, handed to `emit` without their "structure N: "
+ * (structure order and numbering are the caller's business: the batch path checks on
+ * several threads, sorts, and numbers what it wrote). */
 typedef void (*warn_emit)(void *ctx, int64_t index, int order, const char *msg);
 
 static void plausibility(const h5ml_structure *s, int64_t index, warn_emit emit, void *ctx)
@@ -578,8 +736,8 @@ static void plausibility(const h5ml_structure *s, int64_t index, warn_emit emit,
     int64_t i, j;
     double d;
     if (h5ml__close_pair(s->natoms, s->positions, s->cell, s->pbc, 0.5, &i, &j, &d)) {
-        snprintf(msg, sizeof msg, "structure %lld: atoms %lld and %lld are %.3f \xc3\x85 apart (below 0.5 \xc3\x85)",
-                 (long long)index, (long long)i, (long long)j, d);
+        snprintf(msg, sizeof msg, "atoms %lld and %lld are %.3f \xc3\x85 apart (below 0.5 \xc3\x85)", (long long)i,
+                 (long long)j, d);
         emit(ctx, index, 0, msg);
     }
     double fmax2 = 0;
@@ -593,17 +751,15 @@ static void plausibility(const h5ml_structure *s, int64_t index, warn_emit emit,
         }
     }
     if (fmax2 > 50.0 * 50.0) {
-        snprintf(msg, sizeof msg, "structure %lld: |F| = %.2f eV/\xc3\x85 on atom %lld (above 50 eV/\xc3\x85)",
-                 (long long)index, sqrt(fmax2), (long long)at);
+        snprintf(msg, sizeof msg, "|F| = %.2f eV/\xc3\x85 on atom %lld (above 50 eV/\xc3\x85)", sqrt(fmax2), (long long)at);
         emit(ctx, index, 1, msg);
     }
 }
 
 static void warn_now(void *ctx, int64_t index, int order, const char *msg)
 {
-    (void)index;
     (void)order;
-    h5ml__warn(ctx, "%s", msg);
+    h5ml__warn(ctx, "structure %lld: %s", (long long)index, msg);
 }
 
 static void voigt(const h5ml_structure *s, double out[6], uint8_t *mask)
@@ -681,19 +837,34 @@ static int add_one(h5ml_writer *w, const h5ml_structure *s)
     if (s == NULL) return h5ml__fail(&w->base, H5ML_ERR_ARG, "no structure given");
     if (s->natoms < 0 || (s->natoms > 0 && (!s->numbers || !s->positions || !s->forces)))
         return h5ml__fail(&w->base, H5ML_ERR_ARG, "structure arrays missing (numbers, positions and forces are required)");
-    if (opt(w, H5ML_OPT_VALIDATE) > 0) {
+    bool validate = opt(w, H5ML_OPT_VALIDATE) > 0;
+    if (validate) {
         char msg[256];
         if (h5ml__validate(s, msg, sizeof msg)) return h5ml__fail(&w->base, H5ML_ERR_VALUE, "%s", msg);
         int rc = check_info_json(w, s->info_json);
         if (rc) return rc;
-        plausibility(s, w->n, warn_now, &w->base);
     } else if ((s->forces_rows ? s->forces_rows : s->natoms) != s->natoms) {
         /* Even unvalidated, the arrays must line up or the file would be corrupt. */
         return h5ml__fail(&w->base, H5ML_ERR_VALUE, "Forces shape (%lld, 3) doesn't match atoms (%lld, 3)",
                           (long long)s->forces_rows, (long long)s->natoms);
     }
+    uint64_t hash = 0;
+    if (w->dedup) {
+        int8_t pbc8[3];
+        dedup_key k = key_of(s->natoms, s->numbers, s->positions, s->cell, s->pbc, pbc8);
+        hash = h5ml__dedup_hash(&k);
+        bool dup;
+        int rc = find_duplicate(w, &k, hash, NULL, NULL, &dup);
+        if (rc) return rc;
+        if (dup) {
+            w->deduplicated++;
+            return H5ML_OK;
+        }
+    }
+    if (validate) plausibility(s, w->n, warn_now, &w->base);
     int rc = append_structure(w, s);
     if (rc) return rc;
+    if (w->dedup) h5ml__dedup_insert(&w->seen, hash, w->n - 1); /* room made by find_duplicate */
     int64_t every = opt(w, H5ML_OPT_CHECKPOINT_MS);
     if (every > 0 && now_ms() - w->last_ckpt >= (double)every) return checkpoint(w);
     return H5ML_OK;
@@ -819,6 +990,7 @@ typedef struct checker {
     int64_t n, first_index, block, nblocks;
     bool validate;
     int64_t *good;       /* per block: end of its accepted structures, published under mu */
+    uint64_t *hashes;    /* per structure: its dedup hash (accepted ones; NULL without dedup) */
     int64_t next;        /* next block to take (atomic) */
     bool stop;           /* the writer stopped: take no more blocks (atomic) */
     pthread_mutex_t mu;
@@ -849,7 +1021,13 @@ static void check_block(checker *c, int64_t blk, warn_list *list)
     warn_ctx ctx = { list };
     for (int64_t k = s; k < good && c->validate; k++) {
         h5ml_structure st = batch_structure(c->b, c->off, k);
-        plausibility(&st, c->first_index + k, hold_warning, &ctx);
+        plausibility(&st, k, hold_warning, &ctx); /* numbered when issued */
+    }
+    for (int64_t k = s; k < good && c->hashes; k++) {
+        h5ml_structure st = batch_structure(c->b, c->off, k);
+        int8_t pbc8[3];
+        dedup_key key = key_of(st.natoms, st.numbers, st.positions, st.cell, st.pbc, pbc8);
+        c->hashes[k] = h5ml__dedup_hash(&key);
     }
     pthread_mutex_lock(&c->mu);
     c->good[blk] = good;
@@ -894,8 +1072,10 @@ static int cmp_warning(const void *x, const void *y)
     return (a->order > b->order) - (a->order < b->order);
 }
 
-/* Issues the warnings of structures before `end` (absolute index) in structure order. */
-static void issue_warnings(h5ml_writer *w, warn_list *lists, int nlists, int64_t end)
+/* Issues the warnings of batch structures before `end` in structure order, numbered as
+ * written: first_index + k, or where[k] (-1: not written, no warning) when where is given. */
+static void issue_warnings(h5ml_writer *w, warn_list *lists, int nlists, int64_t end, int64_t first_index,
+                           const int64_t *where)
 {
     size_t total = 0;
     for (int t = 0; t < nlists; t++) total += lists[t].n;
@@ -911,7 +1091,8 @@ static void issue_warnings(h5ml_writer *w, warn_list *lists, int nlists, int64_t
     if (all == NULL) return;
     qsort(all, k, sizeof *all, cmp_warning);
     for (size_t i = 0; i < k; i++) {
-        if (all[i].index < end) h5ml__warn(&w->base, "%s", all[i].msg);
+        int64_t at = all[i].index >= end ? -1 : where ? where[all[i].index] : first_index + all[i].index;
+        if (at >= 0) h5ml__warn(&w->base, "structure %lld: %s", (long long)at, all[i].msg);
         free(all[i].msg);
     }
     free(all);
@@ -1067,6 +1248,56 @@ static h5ml_batch batch_view(const h5ml_batch *b, const int64_t *off, int64_t s,
     };
 }
 
+static int append_run(h5ml_writer *w, const h5ml_batch *b, const int64_t *off, int64_t s, int64_t e)
+{
+    if (e == s) return H5ML_OK;
+    h5ml_batch view = batch_view(b, off, s, e);
+    return append_batch(w, &view, off + s, e - s);
+}
+
+/* The accepted structures of the batch not appended yet: [first, k) as indices [n0, ...). */
+typedef struct pending_run {
+    const h5ml_batch *b;
+    const int64_t *off;
+    int64_t first, n0;
+} pending_run;
+
+static bool pending_equal(const void *ctx, const dedup_key *k, int64_t index)
+{
+    const pending_run *r = ctx;
+    h5ml_structure st = batch_structure(r->b, r->off, r->first + (index - r->n0));
+    int8_t pbc8[3];
+    dedup_key other = key_of(st.natoms, st.numbers, st.positions, st.cell, st.pbc, pbc8);
+    return h5ml__dedup_equal(k, &other);
+}
+
+/* Appends the structures of [s, e) that duplicate nothing in the file or before them in the
+ * batch, in runs between the duplicates; where[k] receives the index structure k was
+ * written at, -1 for a duplicate. */
+static int append_unique(h5ml_writer *w, const h5ml_batch *b, const int64_t *off, int64_t s, int64_t e,
+                         const uint64_t *hashes, int64_t *where)
+{
+    pending_run run = { b, off, s, w->n };
+    for (int64_t k = s; k < e; k++) {
+        h5ml_structure st = batch_structure(b, off, k);
+        int8_t pbc8[3];
+        dedup_key key = key_of(st.natoms, st.numbers, st.positions, st.cell, st.pbc, pbc8);
+        bool dup;
+        int rc = find_duplicate(w, &key, hashes[k], pending_equal, &run, &dup);
+        if (rc) return rc;
+        if (!dup) {
+            where[k] = run.n0 + (k - run.first);
+            h5ml__dedup_insert(&w->seen, hashes[k], where[k]);
+            continue;
+        }
+        w->deduplicated++;
+        if ((rc = append_run(w, b, off, run.first, k)) != H5ML_OK) return rc;
+        run.first = k + 1;
+        run.n0 = w->n;
+    }
+    return append_run(w, b, off, run.first, e);
+}
+
 /* Checks (on workers) and writes (here) structures [0, n); returns the end of the accepted
  * ones through *good. */
 static int check_and_write(h5ml_writer *w, const h5ml_batch *b, const int64_t *off, int64_t n, int64_t *good)
@@ -1076,18 +1307,26 @@ static int check_and_write(h5ml_writer *w, const h5ml_batch *b, const int64_t *o
     c.nblocks = (n + BLOCK - 1) / BLOCK;
     int64_t threads = opt(w, H5ML_OPT_THREADS);
     int workers = (int)(threads ? threads : h5ml__default_threads());
-    if (!c.validate || c.nblocks < 2) workers = 0; /* nothing to overlap */
+    if ((!c.validate && !w->dedup) || c.nblocks < 2) workers = 0; /* nothing to overlap */
     c.good = malloc(sizeof *c.good * (size_t)(c.nblocks ? c.nblocks : 1));
     c.lists = calloc((size_t)(workers ? workers : 1), sizeof *c.lists);
     worker_arg *args = calloc((size_t)(workers ? workers : 1), sizeof *args);
     pthread_t *tid = calloc((size_t)(workers ? workers : 1), sizeof *tid);
-    if (!c.good || !c.lists || !args || !tid) {
+    int64_t *where = NULL;
+    if (w->dedup) {
+        c.hashes = malloc(sizeof *c.hashes * (size_t)(n ? n : 1));
+        where = malloc(sizeof *where * (size_t)(n ? n : 1));
+    }
+    if (!c.good || !c.lists || !args || !tid || (w->dedup && (!c.hashes || !where))) {
         free(c.good);
         free(c.lists);
         free(args);
         free(tid);
+        free(c.hashes);
+        free(where);
         return h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
     }
+    for (int64_t k = 0; k < n && where; k++) where[k] = -1;
     for (int64_t k = 0; k < c.nblocks; k++) c.good[k] = -1;
     pthread_mutex_init(&c.mu, NULL);
     pthread_cond_init(&c.cv, NULL);
@@ -1101,16 +1340,17 @@ static int check_and_write(h5ml_writer *w, const h5ml_batch *b, const int64_t *o
     *good = 0;
     for (int64_t blk = 0; blk < c.nblocks && rc == H5ML_OK; blk++) {
         int64_t s = blk * BLOCK, end = wait_block(&c, blk, started);
-        h5ml_batch view = batch_view(b, off, s, end);
-        rc = append_batch(w, &view, off + s, end - s);
+        rc = w->dedup ? append_unique(w, b, off, s, end, c.hashes, where) : append_run(w, b, off, s, end);
         if (rc == H5ML_OK) *good = end;
         if (end < (s + BLOCK < n ? s + BLOCK : n)) break; /* a structure of this block was rejected */
     }
     __atomic_store_n(&c.stop, true, __ATOMIC_RELAXED);
     for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
-    issue_warnings(w, c.lists, started ? started : 1, w->n);
+    issue_warnings(w, c.lists, started ? started : 1, *good, c.first_index, where);
     pthread_mutex_destroy(&c.mu);
     pthread_cond_destroy(&c.cv);
+    free(c.hashes);
+    free(where);
     free(c.good);
     free(c.lists);
     free(args);
@@ -1393,4 +1633,5 @@ void h5ml_writer_get_stats(const h5ml_writer *w, h5ml_writer_stats *out)
     out->checkpoints = w->checkpoints;
     out->warnings = w->base.warnings;
     out->dropped = w->dropped;
+    out->deduplicated = w->deduplicated;
 }

@@ -523,6 +523,21 @@ int h5ml__col_flush(column *c, colsink *k, bool final)
     return 0;
 }
 
+int h5ml__col_read(column *c, colsink *k, int64_t start, int64_t count, void *dst)
+{
+    unsigned char *out = dst;
+    int64_t disk = start < c->base ? (c->base < start + count ? c->base : start + count) - start : 0;
+    if (disk > 0) {
+        if (h5ml__sink_drain(k) < 0 || h5ml__read_rows(c->dset, c->memtype, start, disk, out) < 0) return -1;
+        out += (size_t)disk * c->row_bytes;
+    }
+    int64_t first = start + disk, rows = count - disk;
+    if (rows <= 0) return 0;
+    if (first + rows > c->base + c->nbuf) return -1; /* beyond what was appended */
+    memcpy(out, c->buf + (size_t)(first - c->base) * c->row_bytes, (size_t)rows * c->row_bytes);
+    return 0;
+}
+
 void h5ml__col_free(column *c)
 {
     if (c->dset > 0) H5Dclose(c->dset);

@@ -22,6 +22,11 @@ typedef struct pipeline {
     int nfilters;   /* filters in the dataset's pipeline (for the skip mask) */
 } pipeline;
 
+/* The pipeline of a compression profile (h5ml_profile, 0 = default) with the explicitly set
+ * parts over it: compression (h5ml_compression), gzip level, shuffle (1 on, -1 off); 0
+ * leaves a part to the profile (profile.c; the precedence rule of h5ml.h, section 2). */
+void h5ml__pipeline_resolve(pipeline *p, int64_t profile, int64_t compression, int64_t level, int64_t shuffle);
+
 typedef struct column {
     hid_t dset;
     hid_t memtype;         /* type of the rows in `buf` */
@@ -76,6 +81,11 @@ void h5ml__sink_free(colsink *k);
  * h5ml__sink_drain then completes the write). `final`: the last write of this session,
  * always filtered. */
 int h5ml__col_flush(column *c, colsink *k, bool final);
+/* Reads rows [start, start+count) as appended so far into dst (row_bytes each, memtype):
+ * rows from `base` on from the buffer, earlier ones from the file after the chunks the pool
+ * still holds are written (those chunks are complete, never rewritten, so HDF5's chunk
+ * cache cannot hold a stale copy of them). Returns 0 or -1. */
+int h5ml__col_read(column *c, colsink *k, int64_t start, int64_t count, void *dst);
 /* Cuts dataset d back to dims (first dimension smaller), keeping its new edge chunk intact
  * (see chunkcol.c on HDF5 1.10's filter mask). Returns 0 or -1. */
 int h5ml__shrink_dataset(hid_t d, const hsize_t *dims);

@@ -64,6 +64,7 @@ static const opt_bounds bounds[H5ML_SIG__COUNT] = {
     [H5ML_SIG_THREADS] = { 0, 256, 0, "threads" },
     [H5ML_SIG_ALLOW_NONFINITE] = { -1, 1, -1, "allow_nonfinite" },
     [H5ML_SIG_NUM_CLASSES] = { 0, INT64_C(1) << 40, 0, "num_classes" },
+    [H5ML_SIG_PROFILE] = { 0, H5ML_PROFILE_NONE, H5ML_PROFILE_DEFAULT, "profile" },
 };
 
 static int64_t opt(const h5ml_sigwriter *w, h5ml_sig_option o) { return w->opt[o] ? w->opt[o] : bounds[o].def; }
@@ -95,11 +96,8 @@ static const char *codec_name(pipe_codec c) { return c == PIPE_GZIP ? "gzip" : c
 
 static void pipeline_from_options(h5ml_sigwriter *w)
 {
-    int64_t c = opt(w, H5ML_SIG_COMPRESSION);
-    w->pipe.codec = c == H5ML_COMPRESS_NONE ? PIPE_NONE : c == H5ML_COMPRESS_LZF ? PIPE_LZF : PIPE_GZIP;
-    w->pipe.level = (int)opt(w, H5ML_SIG_LEVEL);
-    w->pipe.shuffle = opt(w, H5ML_SIG_SHUFFLE) > 0 && w->pipe.codec != PIPE_NONE;
-    w->pipe.nfilters = (w->pipe.shuffle ? 1 : 0) + (w->pipe.codec != PIPE_NONE ? 1 : 0);
+    h5ml__pipeline_resolve(&w->pipe, w->opt[H5ML_SIG_PROFILE], w->opt[H5ML_SIG_COMPRESSION], w->opt[H5ML_SIG_LEVEL],
+                           w->opt[H5ML_SIG_SHUFFLE]);
 }
 
 /* Signals per chunk. Compressed: about 256 KiB of them (a whole signal at least), so one

@@ -4,7 +4,8 @@
   `log(level, message)` callable the extension's writers take (1 = warning, 2 = info).
 - `compression_args`: the original tools' (compression, compression_opts) turned into the
   extension's (compression, level), without their defect (a level passed along with lzf or
-  no compression made h5py raise).
+  no compression made h5py raise); h5ml's compression profiles ("fast", "balanced",
+  "small") are accepted as compressions too.
 - `to_json`: json.dumps that also takes numpy scalars and arrays, paths, dates and
   dataclasses (what metadata dicts of ML pipelines hold).
 - `index_of`: an index as an int, for `__getitem__`.
@@ -32,9 +33,14 @@ def log_callback(level, message):
     logger.log(logging.WARNING if level <= 1 else logging.INFO, message)
 
 
+PROFILES = ("fast", "balanced", "small")  # and "none": h5ml.h, section 2
+
+
 def compression_args(compression, compression_opts, default_level=4):
     """(compression, compression_opts) of h5py's create_dataset -> (name, level) for the
-    extension. None and "none" mean no compression; the level only matters for gzip."""
+    extension. None and "none" mean no compression; the level only matters for gzip. A
+    profile ("fast": lzf + shuffle, "balanced": shuffle + gzip 4, "small": shuffle + gzip 9)
+    sets its own level: compression_opts is ignored with it (level 0 = the profile's)."""
     if compression is None:
         return "none", default_level
     name = str(compression).lower()
@@ -44,7 +50,10 @@ def compression_args(compression, compression_opts, default_level=4):
         return "lzf", default_level
     if name == "gzip":
         return "gzip", default_level if compression_opts is None else int(compression_opts)
-    raise ValueError(f"Unsupported compression: {compression!r} (expected 'gzip', 'lzf', 'none' or None)")
+    if name in PROFILES:
+        return name, 0
+    raise ValueError(f"Unsupported compression: {compression!r} (expected 'gzip', 'lzf', 'none', None or a profile: "
+                     "'fast', 'balanced', 'small')")
 
 
 def _json_default(obj):

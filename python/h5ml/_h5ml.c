@@ -469,7 +469,25 @@ static int strvec_init(strvec *sv, PyObject *obj, const char *name, Py_ssize_t w
     return 0;
 }
 
-/* "gzip", "lzf", "none" or None. */
+/* A compression profile travels in the same int as a compression (every call site parses
+ * one `compression` argument): COMPRESS_PROFILE(p), above every h5ml_compression. */
+#define COMPRESS_PROFILE(p) (100 + (p))
+
+/* The filter options of an int from compression_arg: compression and profile (0 = unset). */
+static void filters_of(int code, int *comp, int *profile)
+{
+    *comp = code >= COMPRESS_PROFILE(0) ? 0 : code;
+    *profile = code >= COMPRESS_PROFILE(0) ? code - COMPRESS_PROFILE(0) : 0;
+}
+
+/* Whether a gzip level applies to these filter options (gzip given, or by the profile). */
+static bool gzip_chosen(int comp, int profile)
+{
+    if (comp) return comp == H5ML_COMPRESS_GZIP;
+    return profile != H5ML_PROFILE_FAST && profile != H5ML_PROFILE_NONE;
+}
+
+/* "gzip", "lzf", "none", None, or a profile: "fast", "balanced", "small". */
 static int compression_arg(PyObject *obj, int *out)
 {
     static const struct { const char *name; int code; } names[] = {
@@ -487,8 +505,14 @@ static int compression_arg(PyObject *obj, int *out)
                 *out = names[k].code;
                 return 0;
             }
+        int p = h5ml_profile_from_name(s);
+        if (p > 0) {
+            *out = COMPRESS_PROFILE(p);
+            return 0;
+        }
     }
-    PyErr_Format(PyExc_ValueError, "compression must be 'gzip', 'lzf', 'none' or None, got %R", obj);
+    PyErr_Format(PyExc_ValueError,
+                 "compression must be 'gzip', 'lzf', 'none', None or a profile ('fast', 'balanced', 'small'), got %R", obj);
     return -1;
 }
 
@@ -926,14 +950,14 @@ static PyObject *Writer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static int Writer_init(HandleObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kw[] = { "path", "mode", "compression", "level", "shuffle", "validate", "chunk_atoms",
-                          "chunk_structures", "checkpoint_ms", "threads", "log", NULL };
+                          "chunk_structures", "checkpoint_ms", "threads", "log", "dedup", NULL };
     PyObject *pathb = NULL, *comp_obj = NULL, *log_obj = Py_None, *log_fn = NULL;
     const char *mode = "w";
-    long long level = 4, chunk_atoms = 0, chunk_structures = 0, checkpoint_ms = 0, threads = 0;
-    int shuffle = 1, validate = 1, comp = H5ML_COMPRESS_GZIP, hmode;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|sOLppLLLLO:Writer", kw, PyUnicode_FSConverter, &pathb, &mode, &comp_obj,
+    long long level = 0, chunk_atoms = 0, chunk_structures = 0, checkpoint_ms = 0, threads = 0;
+    int shuffle = 1, validate = 1, dedup = 0, code = H5ML_COMPRESS_GZIP, comp, profile, hmode;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|sOLppLLLLOp:Writer", kw, PyUnicode_FSConverter, &pathb, &mode, &comp_obj,
                                      &level, &shuffle, &validate, &chunk_atoms, &chunk_structures, &checkpoint_ms, &threads,
-                                     &log_obj))
+                                     &log_obj, &dedup))
         return -1;
     int ret = -1;
     h5ml_writer *w = NULL;
@@ -943,18 +967,21 @@ static int Writer_init(HandleObject *self, PyObject *args, PyObject *kwds)
         PyErr_Format(PyExc_ValueError, "mode must be 'w' or 'a', got '%s'", mode);
         goto done;
     }
-    if ((comp_obj && compression_arg(comp_obj, &comp) < 0) || callable_arg(log_obj, "log", &log_fn) < 0 || init_begin(self) < 0)
+    if ((comp_obj && compression_arg(comp_obj, &code) < 0) || callable_arg(log_obj, "log", &log_fn) < 0 || init_begin(self) < 0)
         goto done;
+    filters_of(code, &comp, &profile);
     if ((w = h5ml_writer_new()) == NULL) {
         PyErr_NoMemory();
         guard_exit(&self->g);
         goto done;
     }
     const struct { h5ml_option opt; long long value; bool set; } opts[] = {
-        { H5ML_OPT_COMPRESSION, comp, true },
-        { H5ML_OPT_LEVEL, level, comp == H5ML_COMPRESS_GZIP && level != 0 }, /* level is gzip's only */
+        { H5ML_OPT_PROFILE, profile, profile != 0 },
+        { H5ML_OPT_COMPRESSION, comp, comp != 0 },
+        { H5ML_OPT_LEVEL, level, gzip_chosen(comp, profile) && level != 0 }, /* level is gzip's only */
         { H5ML_OPT_SHUFFLE, shuffle ? 1 : -1, true },
         { H5ML_OPT_VALIDATE, validate ? 1 : -1, true },
+        { H5ML_OPT_DEDUP, dedup ? 1 : -1, true },
         { H5ML_OPT_CHUNK_ATOMS, chunk_atoms, chunk_atoms != 0 },
         { H5ML_OPT_CHUNK_STRUCTURES, chunk_structures, chunk_structures != 0 },
         { H5ML_OPT_CHECKPOINT_MS, checkpoint_ms, checkpoint_ms != 0 },
@@ -1195,9 +1222,10 @@ static PyObject *Writer_stats(HandleObject *self, PyObject *unused)
     h5ml_writer_stats st;
     h5ml_writer_get_stats(self->h, &st);
     guard_exit(&self->g);
-    return Py_BuildValue("{s:L,s:L,s:L,s:L,s:L,s:L,s:L}", "structures", (long long)st.structures, "atoms", (long long)st.atoms,
-                         "added", (long long)st.added, "added_atoms", (long long)st.added_atoms, "checkpoints",
-                         (long long)st.checkpoints, "warnings", (long long)st.warnings, "dropped", (long long)st.dropped);
+    return Py_BuildValue("{s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L}", "structures", (long long)st.structures, "atoms",
+                         (long long)st.atoms, "added", (long long)st.added, "added_atoms", (long long)st.added_atoms,
+                         "checkpoints", (long long)st.checkpoints, "warnings", (long long)st.warnings, "dropped",
+                         (long long)st.dropped, "deduplicated", (long long)st.deduplicated);
 }
 
 static PyMethodDef Writer_methods[] = {
@@ -1222,9 +1250,11 @@ static PyGetSetDef writer_getset[] = {
     { NULL, NULL, NULL, NULL, NULL },
 };
 
-static PyTypeObject WriterType = HANDLE_TYPE(Writer, writer_getset, "Writer(path, mode='w', compression='gzip', level=4, shuffle=True, "
+static PyTypeObject WriterType = HANDLE_TYPE(Writer, writer_getset, "Writer(path, mode='w', compression='gzip', level=0, shuffle=True, "
                                                      "validate=True, chunk_atoms=0, chunk_structures=0, checkpoint_ms=0, "
-                                                     "threads=0, log=None)\n--\n\nWrites an atomistic dataset.");
+                                                     "threads=0, log=None, dedup=False)\n--\n\nWrites an atomistic dataset. "
+                                                     "compression: 'gzip', 'lzf', 'none', None or a profile ('fast', "
+                                                     "'balanced', 'small'); level 0: gzip's default 4 or the profile's.");
 
 /* ======================================================================================
  * Reader
@@ -1445,16 +1475,20 @@ static PyObject *SigWriter_new(PyTypeObject *type, PyObject *args, PyObject *kwd
     return handle_new(type, &sigwriter_ops);
 }
 
-/* A signal writer with the options shared by SigWriter and the whole-file operations. */
-static h5ml_sigwriter *sigwriter_configured(int comp, long long level, int shuffle, long long threads)
+/* A signal writer with the options shared by SigWriter and the whole-file operations (code:
+ * from compression_arg; level 0: gzip's default or the profile's). */
+static h5ml_sigwriter *sigwriter_configured(int code, long long level, int shuffle, long long threads)
 {
     h5ml_sigwriter *w = h5ml_sigwriter_new();
     if (w == NULL) {
         PyErr_NoMemory();
         return NULL;
     }
-    int rc = h5ml_sigwriter_set(w, H5ML_SIG_COMPRESSION, comp);
-    if (rc == H5ML_OK && comp == H5ML_COMPRESS_GZIP && level != 0) rc = h5ml_sigwriter_set(w, H5ML_SIG_LEVEL, level);
+    int comp, profile, rc = H5ML_OK;
+    filters_of(code, &comp, &profile);
+    if (profile) rc = h5ml_sigwriter_set(w, H5ML_SIG_PROFILE, profile);
+    if (rc == H5ML_OK && comp) rc = h5ml_sigwriter_set(w, H5ML_SIG_COMPRESSION, comp);
+    if (rc == H5ML_OK && gzip_chosen(comp, profile) && level != 0) rc = h5ml_sigwriter_set(w, H5ML_SIG_LEVEL, level);
     if (rc == H5ML_OK) rc = h5ml_sigwriter_set(w, H5ML_SIG_SHUFFLE, shuffle ? 1 : -1);
     if (rc == H5ML_OK && threads != 0) rc = h5ml_sigwriter_set(w, H5ML_SIG_THREADS, threads);
     if (rc == H5ML_OK) return w;
@@ -1468,7 +1502,7 @@ static int SigWriter_init(HandleObject *self, PyObject *args, PyObject *kwds)
     static char *kw[] = { "path", "length", "layout", "cache_name", "mode", "compression", "level", "shuffle", "num_classes",
                           "allow_nonfinite", "chunk_rows", "threads", "log", NULL };
     PyObject *pathb = NULL, *cache_o = Py_None, *comp_obj = NULL, *log_obj = Py_None, *log_fn = NULL;
-    long long length = 0, level = 4, num_classes = 0, chunk_rows = 0, threads = 0;
+    long long length = 0, level = 0, num_classes = 0, chunk_rows = 0, threads = 0;
     const char *layout_s = "flat", *mode = "w", *cache_name = NULL;
     int shuffle = 1, allow_nonfinite = 0, comp = H5ML_COMPRESS_GZIP, layout;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|LsOsOLpLpLLO:SigWriter", kw, PyUnicode_FSConverter, &pathb, &length, &layout_s,
@@ -1663,7 +1697,7 @@ static PyMethodDef SigWriter_methods[] = {
 };
 
 static PyTypeObject SigWriterType = HANDLE_TYPE(SigWriter, writer_getset, "SigWriter(path, length=0, layout='flat', cache_name=None, mode='w', "
-                                                           "compression='gzip', level=4, shuffle=True, num_classes=0, "
+                                                           "compression='gzip', level=0, shuffle=True, num_classes=0, "
                                                            "allow_nonfinite=False, chunk_rows=0, threads=0, log=None)\n--\n\n"
                                                            "Writes a signal cache.");
 
@@ -2056,7 +2090,7 @@ static PyObject *py_generate(PyObject *mod, PyObject *args, PyObject *kwds)
     static char *kw[] = { "path", "per_class", "length", "rate", "speed", "seed", "ratios", "compression", "level", "shuffle",
                           "threads", "progress", NULL };
     PyObject *pathb = NULL, *seed_o = NULL, *ratios_o = NULL, *comp_o = NULL, *progress_o = Py_None;
-    long long per_class = 100, length = 102400, level = 4, threads = 0;
+    long long per_class = 100, length = 102400, level = 0, threads = 0;
     double rate = 20480.0, speed = 60.0;
     int shuffle = 1, comp = H5ML_COMPRESS_GZIP;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|LLddOOOLpLO:generate", kw, PyUnicode_FSConverter, &pathb, &per_class, &length,
@@ -2087,7 +2121,7 @@ static PyObject *py_import_mat(PyObject *mod, PyObject *args, PyObject *kwds)
                           "shuffle", "progress", NULL };
     PyObject *dirb = NULL, *pathb = NULL, *var_o = Py_None, *seed_o = NULL, *ratios_o = NULL, *comp_o = NULL, *progress_o = Py_None;
     int truncate = 0, pad = 0, flat = 0, stratify = 1, shuffle = 1, comp = H5ML_COMPRESS_GZIP;
-    long long level = 4;
+    long long level = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&|OppppOOOLpO:import_mat", kw, PyUnicode_FSConverter, &dirb, PyUnicode_FSConverter,
                                      &pathb, &var_o, &truncate, &pad, &flat, &stratify, &seed_o, &ratios_o, &comp_o, &level, &shuffle,
                                      &progress_o))
@@ -2118,7 +2152,7 @@ static PyObject *py_split(PyObject *mod, PyObject *args, PyObject *kwds)
     static char *kw[] = { "src", "dst", "ratios", "stratify", "seed", "compression", "level", "shuffle", "progress", NULL };
     PyObject *srcb = NULL, *dstb = NULL, *seed_o = NULL, *ratios_o = NULL, *comp_o = NULL, *progress_o = Py_None;
     int stratify = 1, shuffle = 1, comp = H5ML_COMPRESS_GZIP;
-    long long level = 4;
+    long long level = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&|OpOOLpO:split", kw, PyUnicode_FSConverter, &srcb, PyUnicode_FSConverter, &dstb,
                                      &ratios_o, &stratify, &seed_o, &comp_o, &level, &shuffle, &progress_o))
         return NULL;
@@ -2409,12 +2443,12 @@ static PyMethodDef module_methods[] = {
       "export_xyz(reader, xyz_path, start=0, end=-1, progress=None)\n--\n\nWrites structures [start, end) as extended XYZ." },
     { "generate", KW(py_generate),
       "generate(path, per_class=100, length=102400, rate=20480.0, speed=60.0, seed=42, ratios=(0.7, 0.15, 0.15), "
-      "compression='gzip', level=4, shuffle=True, threads=0, progress=None)\n--\n\nWrites simulated vibration signals." },
+      "compression='gzip', level=0, shuffle=True, threads=0, progress=None)\n--\n\nWrites simulated vibration signals." },
     { "import_mat", KW(py_import_mat),
       "import_mat(directory, path, var=None, truncate=False, pad=False, flat=False, stratify=True, seed=42, "
-      "ratios=(0.7, 0.15, 0.15), compression='gzip', level=4, shuffle=True, progress=None)\n--\n\nImports MATLAB files." },
+      "ratios=(0.7, 0.15, 0.15), compression='gzip', level=0, shuffle=True, progress=None)\n--\n\nImports MATLAB files." },
     { "split", KW(py_split),
-      "split(src, dst, ratios=(0.7, 0.15, 0.15), stratify=True, seed=42, compression='gzip', level=4, shuffle=True, "
+      "split(src, dst, ratios=(0.7, 0.15, 0.15), stratify=True, seed=42, compression='gzip', level=0, shuffle=True, "
       "progress=None)\n--\n\nSplits a flat cache into train, val and test." },
     { "verify", KW(py_verify), "verify(path)\n--\n\nThe problems found in a file of either kind (empty when clean)." },
     { "summarize_signals", KW(py_summarize_signals), "summarize_signals(path)\n--\n\nSummary of a signal file, from the data." },

@@ -12,6 +12,10 @@ Writing (the original tool's calls, defaults, exceptions and messages):
 Differences from the original, all deliberate:
 - `compression="lzf"` or None works (the original passed compression_opts along and crashed);
   `mode="a"` and `mode="append"` both append.
+- `compression` also takes h5ml's profiles: "fast" (lzf + shuffle), "balanced" (shuffle +
+  gzip 4, what "gzip" gives by default) and "small" (shuffle + gzip 9).
+- `dedup=True` skips structures identical to one already in the file (numbers, positions,
+  cell and pbc, bit for bit), counted in `stats()["deduplicated"]`.
 - Leaving a `with` block by an exception still finalizes, so everything added before it is
   kept in a valid file; the exception propagates unchanged.
 - A writer killed mid-run leaves a file holding everything up to its last checkpoint.
@@ -102,17 +106,25 @@ class HDF5DatasetWriter:
 
     Args:
         output_path: the file to write.
-        compression: "gzip" (default), "lzf", "none" or None.
-        compression_opts: gzip level 1-9 (default 4); ignored by the other compressions.
+        compression: "gzip" (default), "lzf", "none" or None, or a compression profile:
+            "fast" (lzf + shuffle), "balanced" (shuffle + gzip 4), "small" (shuffle + gzip 9).
+        compression_opts: gzip level 1-9 (default 4) of compression="gzip"; ignored by the
+            other compressions and by the profiles (they set their own level).
         mode: "w" (create or replace; an existing file is replaced only once the new one is
             finalized) or "a" / "append" (add to an existing file, created if missing). The
             output directory is created if needed.
         validate: check every structure (NaN/Inf, shapes); False turns every check off.
+        dedup: skip a structure identical to one already in the file (same atomic numbers,
+            positions, cell and pbc, bit for bit; energy, forces, stress and metadata are not
+            compared, the first one written is kept), including the structures the file held
+            before an append and earlier ones of the same batch. Skipped structures are
+            counted in stats()["deduplicated"]. Costs 32-64 bytes of memory per structure.
         **options: passed to the extension's Writer: shuffle, chunk_atoms, chunk_structures,
             checkpoint_ms, threads.
     """
 
-    def __init__(self, output_path, compression="gzip", compression_opts=4, mode="w", validate=True, **options):
+    def __init__(self, output_path, compression="gzip", compression_opts=4, mode="w", validate=True, dedup=False,
+                 **options):
         if mode not in ("w",) + _APPEND_MODES:
             raise ValueError(f"Invalid mode: {mode!r} (expected 'w', 'a' or 'append')")
         self.output_path = Path(output_path)
@@ -120,10 +132,12 @@ class HDF5DatasetWriter:
         self.compression_opts = compression_opts
         self.mode = mode
         self.validate = bool(validate)
+        self.dedup = bool(dedup)
         name, level = compression_args(compression, compression_opts)
         self.output_path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = _h5ml.Writer(fspath(self.output_path), mode="a" if mode in _APPEND_MODES else "w",
-                                    compression=name, level=level, validate=self.validate, log=log_callback, **options)
+                                    compression=name, level=level, validate=self.validate, log=log_callback,
+                                    dedup=self.dedup, **options)
         self._finalized = False
         self._final_stats = None
 
@@ -134,7 +148,9 @@ class HDF5DatasetWriter:
         return self._finalized
 
     def stats(self):
-        """dict(structures, atoms, added, added_atoms, checkpoints, warnings, dropped)."""
+        """dict(structures, atoms, added, added_atoms, checkpoints, warnings, dropped,
+        deduplicated): `added` counts the structures written through this writer, and
+        `deduplicated` those skipped as duplicates (dedup=True)."""
         return dict(self._final_stats) if self._final_stats is not None else self._writer.stats()
 
     @property

@@ -8,7 +8,9 @@
 Files are `cache_dir/{cache_name}.h5` in the layouts of SPEC section 2 (README "Signal
 caches"): signals float32 (N, L) compressed, labels int64, metadata one JSON object per
 signal. Differences from the original, all deliberate:
-- compression "lzf" and None work (the original passed compression_opts=4 along and crashed).
+- compression "lzf" and None work (the original passed compression_opts=4 along and crashed);
+  h5ml's profiles "fast" (lzf + shuffle), "balanced" (shuffle + gzip 4) and "small" (shuffle
+  + gzip 9) are accepted as compressions too.
 - Splits come from the library's seeded split (`_h5ml.split_assign`), the same as
   `h5ml signals split` for the same labels, ratios and seed; metadata is kept per split, in
   the split's order, with every sample's original index (`indices`). sklearn is not needed.
@@ -257,7 +259,9 @@ class CacheManager:
     def cache_dataset(self, signals, labels, metadata=None, cache_name="dataset", compression="gzip",
                       compression_opts=4, **options):
         """Caches signals (N, L), labels (N,) and optional metadata dicts as a flat file.
-        compression: "gzip" (level compression_opts, 1-9), "lzf" or None. Returns the path.
+        compression: "gzip" (level compression_opts, 1-9), "lzf" or None, or a compression
+        profile: "fast" (lzf + shuffle), "balanced" (shuffle + gzip 4), "small" (shuffle +
+        gzip 9), which sets its own level (compression_opts is ignored). Returns the path.
         Extra options go to the extension's SigWriter (shuffle, chunk_rows, threads,
         num_classes, allow_nonfinite)."""
         path = self._path(cache_name)
@@ -272,7 +276,8 @@ class CacheManager:
                                   compression="gzip", compression_opts=4, **options):
         """Caches the data split into train/val/test groups (the layout StreamingHDF5Dataset
         reads), stratified by label unless stratify=False, reproducible from random_seed.
-        Each split keeps its metadata and its samples' original indices. Returns the path."""
+        Each split keeps its metadata and its samples' original indices. compression as for
+        cache_dataset (profiles included). Returns the path."""
         signals = _as_signals(signals)
         labels = _int_labels(labels, signals.shape[0])
         seed = secrets.randbits(63) if random_seed is None else int(random_seed)

@@ -275,7 +275,7 @@ def test_writer_meta_values_and_stats(tmp_path):
     w.checkpoint()
     st = w.stats()
     assert st == {"structures": 1, "atoms": 1, "added": 1, "added_atoms": 1, "checkpoints": st["checkpoints"],
-                  "warnings": 0, "dropped": 0}
+                  "warnings": 0, "dropped": 0, "deduplicated": 0}
     assert st["checkpoints"] >= 1
     w.close()
     with h5py.File(path, "r") as f:
@@ -397,7 +397,8 @@ def test_bad_constructor_arguments(tmp_path):
     p = str(tmp_path / "c.h5")
     with pytest.raises(ValueError, match="mode must be 'w' or 'a', got 'x'"):
         ext.Writer(p, mode="x")
-    with pytest.raises(ValueError, match="compression must be 'gzip', 'lzf', 'none' or None, got 'zstd'"):
+    with pytest.raises(ValueError, match=r"compression must be 'gzip', 'lzf', 'none', None or a profile \('fast', 'balanced', "
+                                         r"'small'\), got 'zstd'"):
         ext.Writer(p, compression="zstd")
     with pytest.raises(ValueError):
         ext.Writer(p, level=12)  # the library's bounds
