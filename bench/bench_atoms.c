@@ -3,6 +3,7 @@
  *   bench_atoms --version
  *   bench_atoms write DIR OUT.h5 [options]    batch or one-structure-at-a-time write
  *   bench_atoms read FILE.h5 [--chunk N]      read every structure with h5ml_reader_read
+ *   bench_atoms rawwrite DIR OUT               write() the bytes an h5ml file stores, plainly
  *
  * DIR holds the arrays run.py wrote with numpy's tofile() (native byte order):
  *   natoms.i64 (N), numbers.i64 (M), positions.f64 (M x 3), cells.f64 (N x 9), pbc.u8 (N x 3),
@@ -23,10 +24,12 @@
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Reads DIR/name entirely; checks that it holds `expect` bytes (if >= 0). */
 static void *load(const char *dir, const char *name, long long expect, long long *got)
@@ -227,6 +230,56 @@ static int cmd_read(int argc, char **argv)
     return 0;
 }
 
+/* rawwrite DIR OUT: the floor of an uncompressed write. The bytes an h5ml file stores for
+ * DIR's structures (per atom: numbers 8, positions 24, forces as float32 12; per structure:
+ * two splits 16, cell 72, pbc 3, energy 8, stress 48, mask 1, index 8), laid out in memory
+ * first (not timed), then written with write() in 4 MiB pieces into a new file, which is
+ * closed: the time runs from open() to close(). */
+static int cmd_rawwrite(int argc, char **argv)
+{
+    if (argc < 2) die("usage: bench_atoms rawwrite DIR OUT%s%s", "", "");
+    long long nbytes;
+    int64_t *natoms = load(argv[0], "natoms.i64", -1, &nbytes);
+    long long n = nbytes / 8, m = 0;
+    for (long long k = 0; k < n; k++) m += natoms[k];
+    size_t total = (size_t)(44 * m + 156 * n + 16);
+    unsigned char *buf = malloc(total);
+    if (buf == NULL) die("out of memory%s%s", "", "");
+    size_t at = 0;
+    const struct { const char *name; long long bytes; } parts[] = {
+        { "numbers.i64", m * 8 }, { "positions.f64", m * 24 }, { "cells.f64", n * 72 }, { "pbc.u8", n * 3 },
+        { "energy.f64", n * 8 }, { "stress.f64", n * 48 }, { "stress_mask.u8", n },
+    };
+    for (size_t p = 0; p < sizeof parts / sizeof *parts; p++) {
+        void *a = load(argv[0], parts[p].name, parts[p].bytes, NULL);
+        memcpy(buf + at, a, (size_t)parts[p].bytes);
+        at += (size_t)parts[p].bytes;
+        free(a);
+    }
+    double *forces = load(argv[0], "forces.f64", m * 24, NULL);
+    float *f32 = (float *)(buf + at);
+    for (long long i = 0; i < 3 * m; i++) f32[i] = (float)forces[i];
+    at += (size_t)(12 * m);
+    free(forces);
+    memset(buf + at, 1, total - at); /* splits and indices: any bytes, the count is what matters */
+    unlink(argv[1]);
+    double t0 = now();
+    int fd = open(argv[1], O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0) die("cannot create %s%s", argv[1], "");
+    for (size_t off = 0; off < total;) {
+        size_t k = total - off < ((size_t)4 << 20) ? total - off : (size_t)4 << 20;
+        ssize_t w = write(fd, buf + off, k);
+        if (w <= 0) die("write failed%s%s", "", "");
+        off += (size_t)w;
+    }
+    if (close(fd) != 0) die("close failed%s%s", "", "");
+    double t1 = now();
+    printf("{\"seconds\": %.6f, \"bytes\": %zu}\n", t1 - t0, total);
+    free(buf);
+    free(natoms);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
@@ -237,6 +290,7 @@ int main(int argc, char **argv)
     }
     if (argc >= 2 && strcmp(argv[1], "write") == 0) return cmd_write(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "read") == 0) return cmd_read(argc - 2, argv + 2);
-    fprintf(stderr, "usage: bench_atoms --version | write DIR OUT.h5 [options] | read FILE.h5 [--chunk N]\n");
+    if (argc >= 2 && strcmp(argv[1], "rawwrite") == 0) return cmd_rawwrite(argc - 2, argv + 2);
+    fprintf(stderr, "usage: bench_atoms --version | write DIR OUT.h5 [options] | read FILE.h5 [options] | rawwrite DIR OUT\n");
     return 2;
 }

@@ -47,6 +47,12 @@ Cases (each prints its progress to stderr; the table goes to stdout and to
      Cases 9-11 run each side of each repetition in its own /usr/bin/python3 process
      (bench/pycases.py, PYTHONPATH = the python directory next to --h5ml): an h5ml side never
      loads h5py, nor an h5py side h5ml.
+ 12. The speed targets of parallel compression and direct reads, on case 1's data (64-atom
+     structures): gzip-4 and lzf batch writes with the default threads (one per core) vs one
+     thread; the uncompressed batch write vs write() of the same bytes into a new file (C);
+     shuffled reads from uncompressed and gzip-4 files, h5ml_reader_read_indices in batches of
+     256 (and one index per call) vs h5py one index at a time; sequential reads of the
+     uncompressed file (h5ml_reader_read, 4096 per call) vs h5py reading every dataset whole.
 
 Times are medians of repeated runs; h5ml and its peer alternate within each repetition.
 Write times include creating and closing (finalizing) the file; loading the input arrays
@@ -475,6 +481,22 @@ def h5py_random_reads(path, idx):
     return t, sum(word_sum(x) for x in got)
 
 
+def h5py_atoms_reads(path, idx):
+    """Structures one index at a time with h5py, the datasets opened once: the splits row,
+    then that structure's slice of every dataset. Returns (seconds, checksum)."""
+    check = 0.0
+    t0 = time.perf_counter()
+    with h5py.File(path, "r") as f:
+        sp, z, pos = f["structures/atomic_numbers_splits"], f["structures/atomic_numbers"], f["structures/positions"]
+        cells, pbc = f["structures/cells"], f["structures/pbc"]
+        e, frc, st, sm = f["labels/energy"], f["labels/forces"], f["labels/stress"], f["labels/stress_mask"]
+        for i in idx:
+            a, b = sp[i:i + 2]
+            x = (z[a:b], pos[a:b], frc[a:b], cells[i], pbc[i], e[i], st[i], sm[i])
+            check += float(x[5]) + float(x[2][0, 0])
+    return time.perf_counter() - t0, check
+
+
 def py_rawread(path, offset, nbytes, piece=1 << 20):
     """os.read in pieces of `piece` bytes; returns seconds."""
     t0 = time.perf_counter()
@@ -808,6 +830,92 @@ class Bench:
                                     "stored %d of %d raw bytes (%.1f %%)"
                                     % (label, size, 100.0 * size / none_size, stored, raw, 100.0 * stored / raw))
         unlink(out)
+
+    # ---- 12: the issue-5 targets (threads, the write() floor, shuffled and sequential reads) ----
+
+    def case_speed(self):
+        q = self.quick
+        n, natoms = (20000 if q else 100000), 64
+        d = os.path.join(self.work, "atoms")
+        if not os.path.exists(os.path.join(d, "natoms.i64")):
+            log("[12] generating %d structures of %d atoms (case 1's generator and seed)" % (n, natoms))
+            save_arrays(d, make_atoms_data(n, natoms, seed=20261121))
+        n = int(os.path.getsize(os.path.join(d, "natoms.i64")) // 8)
+        m = n * natoms
+        raw = raw_bytes(n, m)
+        out = os.path.join(self.work, "speed.h5")
+        self.table.notes.append("12: %d structures of %d atoms (case 1's data), %.0f MB raw; h5ml validates (its "
+                                "default) in every write row" % (n, natoms, raw / 1e6))
+        # 12a/b: compression threads, default (one per core) vs 1
+        for label, opts in (("gzip-4", ["--compression", "gzip", "--level", "4"]), ("lzf", ["--compression", "lzf"])):
+            td, t1 = [], []
+            for rep in range(3):
+                td.append(self.atoms(d, out, *opts)["seconds"])
+                t1.append(self.atoms(d, out, *opts, "--threads", "1")["seconds"])
+                log("[12] %s write rep %d/3: default threads %.3f s, 1 thread %.3f s" % (label, rep + 1, td[-1], t1[-1]))
+            md, m1 = median(td), median(t1)
+            self.table.add("12 %s write: %d threads vs 1 thread" % (label, os.cpu_count() or 0), secs(md), secs(m1),
+                           m1 / md, ">= 1.7", m1 / md >= 1.7, n / md, n / m1, raw / md / 1e6, raw / m1 / 1e6)
+        # 12c: uncompressed batch write vs write() of the same bytes
+        tw, tr = [], []
+        for rep in range(5):
+            tw.append(self.atoms(d, out, "--compression", "none")["seconds"])
+            r = json.loads(run_child([self.bench_atoms, "rawwrite", d, out + ".raw"])[2])
+            tr.append(r["seconds"])
+            unlink(out + ".raw")
+            log("[12] none write rep %d/5: h5ml %.3f s, write() %.3f s" % (rep + 1, tw[-1], tr[-1]))
+        mw, mr = median(tw), median(tr)
+        self.table.add("12 write, none vs plain write() of the bytes", secs(mw), secs(mr), mr / mw, ">= 0.5",
+                       mr / mw >= 0.5, n / mw, n / mr, raw / mw / 1e6, raw / mr / 1e6)
+        # reads: an uncompressed and a gzip-4 file written by h5ml from the same data
+        files = {"none": out, "gzip-4": out + ".gz"}
+        self.atoms(d, files["none"], "--compression", "none")
+        self.atoms(d, files["gzip-4"], "--compression", "gzip", "--level", "4")
+        for p in files.values():
+            warm(p)
+        k_c = min(n, 100000)
+        k_p = 2000 if q else 5000
+        perm = np.random.default_rng(20261123).permutation(n)
+        self.table.notes.append("12 reads: h5ml reads the first %d of a fixed permutation in batches of 256 "
+                                "(h5ml_reader_read_indices, the batch of a training step) or one index per call; "
+                                "h5py reads the first %d of a permutation one index at a time (splits row, then "
+                                "the slice of every dataset); files read once before timing (page cache warm)"
+                                % (k_c, k_p))
+        for label, target in (("none", 20.0), ("gzip-4", 10.0)):
+            path = files[label]
+            tb, t1, tp = [], [], []
+            for rep in range(3):
+                r = json.loads(run_child([self.bench_atoms, "read", path, "--shuffle", "--chunk", "256",
+                                          "--count", str(k_c)])[2])
+                tb.append(r["read"] / r["seconds"])
+                r = json.loads(run_child([self.bench_atoms, "read", path, "--shuffle", "--chunk", "1",
+                                          "--count", str(k_c)])[2])
+                t1.append(r["read"] / r["seconds"])
+                GUARD.wait()
+                t, _ = h5py_atoms_reads(path, perm[:k_p])
+                tp.append(k_p / t)
+                log("[12] shuffled %s rep %d/3: h5ml batches %.0f st/s, one per call %.0f st/s, h5py %.0f st/s"
+                    % (label, rep + 1, tb[-1], t1[-1], tp[-1]))
+            sb, s1, sp = median(tb), median(t1), median(tp)
+            bar = ">= %g%s" % (target, ", >= 446k st/s" if label == "none" else "")
+            ok = sb / sp >= target and (label != "none" or sb >= 446000)
+            per = (raw / n) / 1e6
+            self.table.add("12 shuffled reads, %s, batches of 256 vs h5py per index" % label, "%.0f st/s" % sb,
+                           "%.0f st/s" % sp, sb / sp, bar, ok, sb, sp, sb * per, sp * per)
+            self.table.add("12 shuffled reads, %s, one per call vs h5py per index" % label, "%.0f st/s" % s1,
+                           "%.0f st/s" % sp, s1 / sp, "-", None, s1, sp, s1 * per, sp * per)
+        # 12g: sequential, uncompressed
+        ts, tp = [], []
+        for rep in range(3):
+            r = json.loads(run_child([self.bench_atoms, "read", files["none"], "--chunk", "4096"])[2])
+            ts.append(r["seconds"])
+            GUARD.wait()
+            tp.append(h5py_read_all(files["none"])[0])
+            log("[12] sequential none rep %d/3: h5ml %.3f s, h5py read all %.3f s" % (rep + 1, ts[-1], tp[-1]))
+        ms, mp = median(ts), median(tp)
+        self.table.add("12 sequential reads, none (4096/call) vs h5py read all", secs(ms), secs(mp), mp / ms,
+                       ">= 1M st/s", n / ms >= 1e6, n / ms, n / mp, raw / ms / 1e6, raw / mp / 1e6)
+        unlink(out, *files.values())
 
     # ---- signal caches: 6 write, 7 random reads, 8 streaming ----
 
@@ -1440,7 +1548,7 @@ def main():
     ap.add_argument("--bench-dir", required=True, help="directory of the built bench programs; results.md goes here")
     ap.add_argument("--quick", action="store_true", help="smaller data sets, 100k molecules for the memory case")
     ap.add_argument("--workdir", help="directory for temporary files (default: a new one under /tmp)")
-    ap.add_argument("--cases", default="1,3,4,5,6,7,8,9,10,11",
+    ap.add_argument("--cases", default="1,3,4,5,6,7,8,9,10,11,12",
                     help="comma-separated cases to run (1 includes 2; default all)")
     args = ap.parse_args()
     if args.quick:
@@ -1472,6 +1580,8 @@ def main():
             b.case_py_batch()
         if "11" in cases:
             b.case_py_read()
+        if "12" in cases:
+            b.case_speed()
     total = time.perf_counter() - t_start
     t = b.table
     head = "\n".join("%-8s %s" % (k + ":", v) for k, v in info if k != "workdir")

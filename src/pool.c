@@ -1,7 +1,8 @@
 /* A small pool of encoder threads. Jobs are taken in submission order by idle workers and
  * handed back to the submitting thread in the same order (h5ml__pool_next), so every HDF5
  * call stays on the caller's thread and chunks reach the file in a deterministic order.
- * Workers only run the job's function (filtering: shuffle, zlib, LZF), never HDF5. */
+ * Workers only run the job's function (filtering: shuffle, zlib, LZF), never HDF5. A caller
+ * waiting for the oldest job runs queued ones itself meanwhile. */
 #include "pool.h"
 
 #include <pthread.h>
@@ -133,7 +134,20 @@ h5ml_job *h5ml__pool_next(h5ml_pool *p, bool wait)
             break;
         }
         if (!wait) break;
-        pthread_cond_wait(&p->done, &p->mu);
+        /* Rather than sleep while the oldest job runs, the caller encodes a queued one. */
+        int pick = -1;
+        for (int64_t s = p->head; s < p->tail && pick < 0; s++)
+            if (p->state[s % p->nslots] == QUEUED) pick = (int)(s % p->nslots);
+        if (pick < 0) {
+            pthread_cond_wait(&p->done, &p->mu);
+            continue;
+        }
+        p->state[pick] = RUNNING;
+        pthread_mutex_unlock(&p->mu);
+        p->slots[pick].run(&p->slots[pick]);
+        pthread_mutex_lock(&p->mu);
+        p->state[pick] = DONE;
+        pthread_cond_broadcast(&p->done);
     }
     pthread_mutex_unlock(&p->mu);
     return j;

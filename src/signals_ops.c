@@ -49,6 +49,12 @@ static int fail_w(h5ml_sigwriter *w, int code, const char *fmt, ...)
     return code;
 }
 
+/* Chunks sized to the splits (h5ml_sigwriter_expect). */
+static void expect_splits(h5ml_sigwriter *w, const int64_t count[3])
+{
+    for (int k = 0; k < 3; k++) h5ml_sigwriter_expect(w, k, count[k]);
+}
+
 static void free_order(int64_t *order[3])
 {
     for (int s = 0; s < 3; s++) free(order[s]);
@@ -172,6 +178,7 @@ int h5ml_signals_generate(h5ml_sigwriter *w, const char *path, const h5ml_siggen
     free(labels);
     if (rc) return fail_w(w, rc, "%s: %s", path, msg);
     h5ml_sigwriter_set(w, H5ML_SIG_NUM_CLASSES, H5ML_NUM_FAULTS);
+    expect_splits(w, count);
     rc = h5ml_sigwriter_create(w, path, H5ML_SIG_SPLIT, o.length, NULL);
     if (rc == H5ML_OK) rc = generate_attrs(w, &o, ratios);
     h5ml_siggen_params p = { o.rate, o.length, o.speed_hz, 0.10, o.seed };
@@ -311,6 +318,8 @@ static int import_impl(h5ml_sigwriter *w, const char *dir, const char *path, con
     if (rc == H5ML_OK && (st.buf = malloc(sizeof *st.buf * (size_t)st.length)) == NULL) rc = fail_w(w, H5ML_ERR_NOMEM, "out of memory");
     if (rc == H5ML_OK) {
         h5ml_sigwriter_set(w, H5ML_SIG_NUM_CLASSES, l->nclasses);
+        if (o->flat) h5ml_sigwriter_expect(w, H5ML_NO_SPLIT, n);
+        else expect_splits(w, count);
         rc = h5ml_sigwriter_create(w, path, o->flat ? H5ML_SIG_FLAT : H5ML_SIG_SPLIT, st.length, NULL);
         if (rc == H5ML_OK) rc = import_attrs(w, l, dir);
         if (rc == H5ML_OK && !o->flat) {
@@ -421,6 +430,7 @@ static int split_impl(h5ml_sigwriter *w, h5ml_sigreader *r, const char *in, cons
     if (rc == H5ML_OK && (rc = h5ml__split_assign(labels, n, ratios, stratify, seed, order, count, msg, sizeof msg)) != 0)
         fail_w(w, rc, "%s: %s", in, msg);
     free(labels);
+    if (rc == H5ML_OK) expect_splits(w, count);
     if (rc == H5ML_OK) rc = h5ml_sigwriter_create(w, out, H5ML_SIG_SPLIT, h5ml_sigreader_length(r), NULL);
     if (rc == H5ML_OK) rc = copy_class_names(w, h5ml__sigreader_file(r));
     if (rc == H5ML_OK) rc = h5ml_sigwriter_attr_doubles(w, "split_ratios", ratios, 3);

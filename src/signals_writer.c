@@ -36,6 +36,8 @@ struct h5ml_sigwriter {
     bool is_open, finalized, appending, replacing;
     int layout;
     int64_t length, chunk_rows;
+    int64_t expect[3];   /* signals each part will hold (h5ml_sigwriter_expect) */
+    bool expect_any;     /* some were given: the others are 0, not unknown */
     hid_t file;
     part parts[3];
     int nparts;
@@ -92,6 +94,17 @@ int h5ml_sigwriter_set(h5ml_sigwriter *w, h5ml_sig_option o, int64_t value)
     return h5ml__ok(&w->base);
 }
 
+int h5ml_sigwriter_expect(h5ml_sigwriter *w, int split, int64_t count)
+{
+    if (w == NULL) return H5ML_ERR_ARG;
+    if (w->is_open) return h5ml__fail(&w->base, H5ML_ERR_STATE, "expected counts must be given before the writer is opened");
+    if (split < H5ML_NO_SPLIT || split > H5ML_TEST || count < 0)
+        return h5ml__fail(&w->base, H5ML_ERR_ARG, "expected count %lld of split %d is not valid", (long long)count, split);
+    w->expect[split < 0 ? 0 : split] = count;
+    w->expect_any = true;
+    return h5ml__ok(&w->base);
+}
+
 static const char *codec_name(pipe_codec c) { return c == PIPE_GZIP ? "gzip" : c == PIPE_LZF ? "lzf" : "none"; }
 
 static void pipeline_from_options(h5ml_sigwriter *w)
@@ -141,11 +154,17 @@ static int attach(h5ml_sigwriter *w, column *c, hid_t d, hid_t memtype, int64_t 
     return H5ML_OK;
 }
 
-static int create_part(h5ml_sigwriter *w, part *p, hid_t loc, bool indices)
+static int create_part(h5ml_sigwriter *w, int k, part *p, hid_t loc, bool indices)
 {
+    /* A part known to hold fewer signals than a chunk gets a chunk of just those (at least
+     * one): an unfiltered chunk is stored whole, so 16 signals would otherwise take 4 MiB. */
+    int64_t rows = w->chunk_rows;
+    if (!w->opt[H5ML_SIG_CHUNK_ROWS] && w->expect[k] > 0 && w->expect[k] < rows) rows = w->expect[k];
+    if (!w->opt[H5ML_SIG_CHUNK_ROWS] && w->expect[k] == 0 && w->layout == H5ML_SIG_SPLIT && w->expect_any) rows = 1;
     /* labels and indices are unfiltered, so every chunk is stored whole: small ones */
-    int64_t idx_rows = w->chunk_rows > 1024 ? w->chunk_rows : 1024;
-    int rc = attach(w, &p->signals, make_dataset(w, loc, "signals", H5T_IEEE_F32LE, 2, w->length, w->chunk_rows, true),
+    int64_t idx_rows = rows > 1024 ? rows : 1024;
+    if (w->expect_any && w->expect[k] < idx_rows) idx_rows = w->expect[k] > 0 ? w->expect[k] : 1;
+    int rc = attach(w, &p->signals, make_dataset(w, loc, "signals", H5T_IEEE_F32LE, 2, w->length, rows, true),
                     H5T_NATIVE_FLOAT, 0, "signals");
     if (rc == 0)
         rc = attach(w, &p->labels, make_dataset(w, loc, "labels", H5T_STD_I64LE, 1, 1, idx_rows, false), H5T_NATIVE_INT64, 0,
@@ -166,7 +185,7 @@ static int create_layout(h5ml_sigwriter *w)
             p->group = H5Gcreate2(w->file, split_names[k], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
             if (p->group < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot make /%s", w->path, split_names[k]);
         }
-        int rc = create_part(w, p, w->layout == H5ML_SIG_SPLIT ? p->group : w->file, w->layout == H5ML_SIG_SPLIT);
+        int rc = create_part(w, k, p, w->layout == H5ML_SIG_SPLIT ? p->group : w->file, w->layout == H5ML_SIG_SPLIT);
         if (rc) return rc;
     }
     return H5ML_OK;

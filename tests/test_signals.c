@@ -311,6 +311,68 @@ static void test_generate_split_verify(void)
     unlink(flat);
 }
 
+/* The first dimension of the chunks of `name` in `path`. */
+static int64_t chunk_rows_of(const char *path, const char *name)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d = H5Dopen2(f, name, H5P_DEFAULT), dcpl = H5Dget_create_plist(d);
+    hsize_t chunk[2] = { 0, 0 };
+    H5Pget_chunk(dcpl, 2, chunk);
+    H5Pclose(dcpl);
+    H5Dclose(d);
+    H5Fclose(f);
+    return (int64_t)chunk[0];
+}
+
+/* Expected counts size the chunks of a small cache; more than expected still round-trips;
+ * generate and split size their splits' chunks from the assignment. */
+static void test_expected_counts(void)
+{
+    const char *path = tmpname("expect"), *gen = tmpname("expect_gen");
+    int64_t len = 64, n = 5;
+    float buf[5 * 64];
+    int64_t labels[5] = { 0, 1, 2, 3, 4 };
+    h5ml_sigwriter *w = h5ml_sigwriter_new();
+    CHECK(h5ml_sigwriter_set(w, H5ML_SIG_COMPRESSION, H5ML_COMPRESS_NONE) == H5ML_OK);
+    CHECK(h5ml_sigwriter_expect(w, H5ML_NO_SPLIT, 3) == H5ML_OK);
+    CHECK_EQ_I(h5ml_sigwriter_expect(w, 7, 3), H5ML_ERR_ARG);
+    CHECK_EQ_I(h5ml_sigwriter_expect(w, H5ML_TRAIN, -1), H5ML_ERR_ARG);
+    CHECK(h5ml_sigwriter_create(w, path, H5ML_SIG_FLAT, len, NULL) == H5ML_OK);
+    CHECK_EQ_I(h5ml_sigwriter_expect(w, H5ML_NO_SPLIT, 3), H5ML_ERR_STATE);
+    fill(buf, 0, n, len, 0);
+    CHECK(h5ml_sigwriter_add(w, H5ML_NO_SPLIT, n, buf, labels, NULL, NULL) == H5ML_OK); /* 5 > 3 expected */
+    CHECK(h5ml_sigwriter_close(w) == H5ML_OK);
+    CHECK_EQ_I(chunk_rows_of(path, "signals"), 3);
+    h5ml_sigreader *r = h5ml_sigreader_new();
+    CHECK(h5ml_sigreader_open(r, path, NULL) == H5ML_OK);
+    CHECK_EQ_I(h5ml_sigreader_count(r), n);
+    float one[64];
+    int64_t lab;
+    for (int64_t i = 0; i < n; i++) {
+        CHECK(h5ml_sigreader_get(r, i, one, &lab) == H5ML_OK);
+        CHECK_MSG(signal_ok(one, i, len, 0) && lab == labels[i], "signal %lld", (long long)i);
+    }
+    /* an uncompressed generated file: each split's chunk holds that split at most */
+    h5ml_siggen_options o = { .per_class = 2, .length = 256, .rate = 4096, .seed = 3 };
+    w = h5ml_sigwriter_new();
+    h5ml_sigwriter_set(w, H5ML_SIG_COMPRESSION, H5ML_COMPRESS_NONE);
+    CHECK_MSG(h5ml_signals_generate(w, gen, &o, NULL, NULL) == H5ML_OK, "%s", h5ml_errmsg(w));
+    h5ml_sigwriter_close(w);
+    const char *names[3] = { "train", "val", "test" }, *paths[3] = { "train/signals", "val/signals", "test/signals" };
+    int64_t total = 0;
+    for (int s = 0; s < 3; s++) {
+        CHECK(h5ml_sigreader_open(r, gen, names[s]) == H5ML_OK);
+        int64_t k = h5ml_sigreader_count(r);
+        total += k;
+        CHECK_MSG(chunk_rows_of(gen, paths[s]) == (k > 0 ? k : 1), "%s: chunk of %lld rows for %lld signals", names[s],
+                  (long long)chunk_rows_of(gen, paths[s]), (long long)k);
+    }
+    CHECK_EQ_I(total, 22);
+    CHECK_MSG(h5ml_signals_verify(r, gen, NULL, NULL) == H5ML_OK, "%s", h5ml_errmsg(r));
+    h5ml_sigreader_close(r);
+    unlink(path);
+    unlink(gen);
+}
+
 static void test_verify_finds_problems(void)
 {
     const char *path = tmpname("broken");
@@ -350,6 +412,7 @@ int main(void)
     test_errors_and_rollback();
     test_split_layout_and_fork();
     test_generate_split_verify();
+    test_expected_counts();
     test_verify_finds_problems();
     return check_report("test_signals");
 }

@@ -1278,25 +1278,69 @@ static PyObject *Reader_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return handle_new(type, &reader_ops);
 }
 
+/* self->args of a Reader (what it pickles as): (path,) with the default cache and threads,
+ * else (path, None, cache, threads) (the log callable is not pickled). */
+static PyObject *reader_args(PyObject *path, PyObject *cache, long long threads)
+{
+    if (cache == Py_None && threads == 0) return PyTuple_Pack(1, path);
+    return Py_BuildValue("(OOOL)", path, Py_None, cache, threads);
+}
+
+/* threads for h5ml_reader_set_threads (0..256, checked there; what does not fit an int is
+ * refused here with the same message). */
+static int threads_arg(long long threads, int *out)
+{
+    if ((long long)(int)threads != threads) {
+        PyErr_Format(PyExc_ValueError, "threads must be 0..256 (got %lld)", threads);
+        return -1;
+    }
+    *out = (int)threads;
+    return 0;
+}
+
+/* cache: None (the library's default) or a byte count; *set false for None. */
+static int cache_arg(PyObject *obj, long long *out, bool *set)
+{
+    *set = obj != Py_None;
+    *out = 0;
+    if (!*set) return 0;
+    if (!PyLong_Check(obj) && !PyIndex_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "cache must be an int (bytes) or None, got %.100s", Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    *out = PyLong_AsLongLong(obj);
+    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
 static int Reader_init(HandleObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kw[] = { "path", "log", NULL };
-    PyObject *pathb = NULL, *log_obj = Py_None, *log_fn = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|O:Reader", kw, PyUnicode_FSConverter, &pathb, &log_obj)) return -1;
+    static char *kw[] = { "path", "log", "cache", "threads", NULL };
+    PyObject *pathb = NULL, *log_obj = Py_None, *log_fn = NULL, *cache_obj = Py_None;
+    long long threads = 0, cache = 0;
+    bool cache_set = false;
+    int nthreads = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|OOL:Reader", kw, PyUnicode_FSConverter, &pathb, &log_obj, &cache_obj,
+                                     &threads))
+        return -1;
     int ret = -1;
     h5ml_reader *r = NULL;
-    if (callable_arg(log_obj, "log", &log_fn) < 0 || init_begin(self) < 0) goto done;
+    if (cache_arg(cache_obj, &cache, &cache_set) < 0 || threads_arg(threads, &nthreads) < 0 ||
+        callable_arg(log_obj, "log", &log_fn) < 0 || init_begin(self) < 0)
+        goto done;
     if ((r = h5ml_reader_new()) == NULL) {
         PyErr_NoMemory();
     } else {
         init_log(self, r, log_fn);
         log_fn = NULL;
-        int rc;
-        Py_BEGIN_ALLOW_THREADS
-        rc = h5ml_reader_open(r, PATH(pathb));
-        Py_END_ALLOW_THREADS
+        int rc = cache_set ? h5ml_reader_set_cache(r, cache) : H5ML_OK;
+        if (rc == H5ML_OK) rc = h5ml_reader_set_threads(r, nthreads);
+        if (rc == H5ML_OK) {
+            Py_BEGIN_ALLOW_THREADS
+            rc = h5ml_reader_open(r, PATH(pathb));
+            Py_END_ALLOW_THREADS
+        }
         if (finish(rc, r, &self->log, NULL) == 0) {
-            PyObject *path = path_str(pathb), *pargs = path ? PyTuple_Pack(1, path) : NULL;
+            PyObject *path = path_str(pathb), *pargs = path ? reader_args(path, cache_obj, threads) : NULL;
             Py_XDECREF(path);
             if (pargs && init_done(self, r, pathb, pargs) == 0) {
                 r = NULL;
@@ -1344,43 +1388,120 @@ static PyObject *Reader_get(HandleObject *self, PyObject *args)
     return result;
 }
 
+/* The flat arrays of read() and read_indices(): per-structure ones of `count` rows, per-atom
+ * ones of `atoms` rows, in the order of the dict they become. */
+enum { FR_COUNT = 9 };
+static const char *const frames_names[FR_COUNT] = { "natoms", "numbers", "positions", "cells", "pbc",
+                                                    "energies", "forces", "stress", "stress_mask" };
+
+/* New (uninitialized) arrays for `count` structures of `atoms` atoms in total, and `fr`
+ * pointing into them. Returns 0, or -1 with an exception set and nothing allocated. */
+static int frames_new(int64_t count, int64_t atoms, PyArrayObject *arr[FR_COUNT], h5ml_frames *fr)
+{
+    const npy_intp c[1] = { (npy_intp)count }, c3[2] = { (npy_intp)count, 3 }, c33[3] = { (npy_intp)count, 3, 3 },
+                  c6[2] = { (npy_intp)count, 6 }, a1[1] = { (npy_intp)atoms }, a3[2] = { (npy_intp)atoms, 3 };
+    arr[0] = new_array(1, c, NPY_INT64, NULL);
+    arr[1] = new_array(1, a1, NPY_INT64, NULL);
+    arr[2] = new_array(2, a3, NPY_DOUBLE, NULL);
+    arr[3] = new_array(3, c33, NPY_DOUBLE, NULL);
+    arr[4] = new_array(2, c3, NPY_BOOL, NULL);
+    arr[5] = new_array(1, c, NPY_DOUBLE, NULL);
+    arr[6] = new_array(2, a3, NPY_FLOAT, NULL);
+    arr[7] = new_array(2, c6, NPY_DOUBLE, NULL);
+    arr[8] = new_array(1, c, NPY_BOOL, NULL);
+    bool ok = true;
+    for (int k = 0; k < FR_COUNT; k++) ok = ok && arr[k] != NULL;
+    if (!ok) {
+        for (int k = 0; k < FR_COUNT; k++) Py_CLEAR(arr[k]);
+        return -1;
+    }
+    *fr = (h5ml_frames){
+        PyArray_DATA(arr[0]), PyArray_DATA(arr[1]), PyArray_DATA(arr[2]), PyArray_DATA(arr[3]), PyArray_DATA(arr[4]),
+        PyArray_DATA(arr[5]), PyArray_DATA(arr[6]), PyArray_DATA(arr[7]), PyArray_DATA(arr[8]),
+    };
+    return 0;
+}
+
+/* The dict of the arrays (released either way; `ok` false: only released). */
+static PyObject *frames_dict(PyArrayObject *arr[FR_COUNT], bool ok)
+{
+    PyObject *result = ok ? PyDict_New() : NULL;
+    for (int k = 0; k < FR_COUNT; k++) {
+        if (result && put(result, frames_names[k], Py_NewRef((PyObject *)arr[k])) < 0) Py_CLEAR(result);
+        Py_CLEAR(arr[k]);
+    }
+    return result;
+}
+
 static PyObject *Reader_read(HandleObject *self, PyObject *args)
 {
     long long start, count;
     if (!PyArg_ParseTuple(args, "LL:read", &start, &count) || handle_enter(self) < 0) return NULL;
     PyObject *result = NULL;
     int64_t atoms = 0;
+    PyArrayObject *arr[FR_COUNT];
+    h5ml_frames fr;
     int rc = h5ml_reader_range_atoms(self->h, start, count, &atoms); /* checks the range; no I/O */
-    if (finish(rc, self->h, &self->log, NULL) < 0) goto done;
-    const npy_intp c[1] = { (npy_intp)count }, c3[2] = { (npy_intp)count, 3 }, c33[3] = { (npy_intp)count, 3, 3 },
-                  c6[2] = { (npy_intp)count, 6 }, a1[1] = { (npy_intp)atoms }, a3[2] = { (npy_intp)atoms, 3 };
-    static const char *const names[] = { "natoms", "numbers", "positions", "cells", "pbc", "energies", "forces", "stress", "stress_mask" };
-    PyArrayObject *arr[9] = {
-        new_array(1, c, NPY_INT64, NULL),  new_array(1, a1, NPY_INT64, NULL), new_array(2, a3, NPY_DOUBLE, NULL),
-        new_array(3, c33, NPY_DOUBLE, NULL), new_array(2, c3, NPY_BOOL, NULL), new_array(1, c, NPY_DOUBLE, NULL),
-        new_array(2, a3, NPY_FLOAT, NULL), new_array(2, c6, NPY_DOUBLE, NULL), new_array(1, c, NPY_BOOL, NULL),
-    };
-    bool ok = true;
-    for (int k = 0; k < 9; k++) ok = ok && arr[k] != NULL;
-    if (ok) {
-        h5ml_frames fr = {
-            PyArray_DATA(arr[0]), PyArray_DATA(arr[1]), PyArray_DATA(arr[2]), PyArray_DATA(arr[3]), PyArray_DATA(arr[4]),
-            PyArray_DATA(arr[5]), PyArray_DATA(arr[6]), PyArray_DATA(arr[7]), PyArray_DATA(arr[8]),
-        };
+    if (finish(rc, self->h, &self->log, NULL) == 0 && frames_new(count, atoms, arr, &fr) == 0) {
         Py_BEGIN_ALLOW_THREADS
         rc = h5ml_reader_read(self->h, start, count, &fr);
         Py_END_ALLOW_THREADS
-        ok = finish(rc, self->h, &self->log, NULL) == 0 && (result = PyDict_New()) != NULL;
+        result = frames_dict(arr, finish(rc, self->h, &self->log, NULL) == 0);
     }
-    for (int k = 0; k < 9; k++) {
-        if (ok && put(result, names[k], Py_NewRef((PyObject *)arr[k])) < 0) {
-            ok = false;
-            Py_CLEAR(result);
-        }
-        Py_XDECREF(arr[k]);
-    }
-done:
     guard_exit(&self->g);
+    return result;
+}
+
+/* `obj` (a sequence of ints or an integer array, any integer dtype) as int64 indices (n,). */
+static PyArrayObject *indices_arg(PyObject *obj)
+{
+    if (PyArray_Check(obj) && PyArray_DESCR((PyArrayObject *)obj)->kind == 'b') {
+        PyErr_SetString(PyExc_TypeError, "indices must be integers, got a bool array (a mask: use numpy.flatnonzero)");
+        return NULL;
+    }
+    static const npy_intp any1[1] = { ANY };
+    return array_arg(obj, NPY_INT64, "indices", 1, any1, "(n,)", NULL);
+}
+
+static PyObject *Reader_read_indices(HandleObject *self, PyObject *args)
+{
+    PyObject *idx_o;
+    if (!PyArg_ParseTuple(args, "O:read_indices", &idx_o)) return NULL;
+    PyArrayObject *idx = indices_arg(idx_o);
+    if (idx == NULL) return NULL;
+    PyObject *result = NULL;
+    if (handle_enter(self) == 0) {
+        const int64_t *iv = PyArray_DATA(idx);
+        int64_t n = PyArray_DIM(idx, 0), atoms = 0;
+        PyArrayObject *arr[FR_COUNT];
+        h5ml_frames fr;
+        int rc = h5ml_reader_atoms_of(self->h, iv, n, &atoms); /* checks every index; no I/O */
+        if (finish(rc, self->h, &self->log, NULL) == 0 && frames_new(n, atoms, arr, &fr) == 0) {
+            Py_BEGIN_ALLOW_THREADS
+            rc = h5ml_reader_read_indices(self->h, iv, n, &fr);
+            Py_END_ALLOW_THREADS
+            result = frames_dict(arr, finish(rc, self->h, &self->log, NULL) == 0);
+        }
+        guard_exit(&self->g);
+    }
+    Py_DECREF(idx);
+    return result;
+}
+
+static PyObject *Reader_atoms_of(HandleObject *self, PyObject *args)
+{
+    PyObject *idx_o;
+    if (!PyArg_ParseTuple(args, "O:atoms_of", &idx_o)) return NULL;
+    PyArrayObject *idx = indices_arg(idx_o);
+    if (idx == NULL) return NULL;
+    PyObject *result = NULL;
+    if (handle_enter(self) == 0) {
+        int64_t atoms = 0;
+        int rc = h5ml_reader_atoms_of(self->h, PyArray_DATA(idx), PyArray_DIM(idx, 0), &atoms); /* no I/O */
+        if (finish(rc, self->h, &self->log, NULL) == 0) result = PyLong_FromLongLong(atoms);
+        guard_exit(&self->g);
+    }
+    Py_DECREF(idx);
     return result;
 }
 
@@ -1417,6 +1538,67 @@ static PyObject *Reader_layout(HandleObject *self, PyObject *unused)
     return result;
 }
 
+/* The cache (borrowed) and threads the reader pickles with (self->args, see reader_args). */
+static PyObject *reader_cache_setting(HandleObject *self)
+{
+    return self->args && PyTuple_GET_SIZE(self->args) == 4 ? PyTuple_GET_ITEM(self->args, 2) : Py_None;
+}
+
+static long long reader_threads_setting(HandleObject *self)
+{
+    return self->args && PyTuple_GET_SIZE(self->args) == 4 ? PyLong_AsLongLong(PyTuple_GET_ITEM(self->args, 3)) : 0;
+}
+
+static int reader_keep_settings(HandleObject *self, PyObject *cache, long long threads)
+{
+    PyObject *pargs = reader_args(self->path, cache, threads);
+    if (pargs == NULL) return -1;
+    Py_XSETREF(self->args, pargs);
+    return 0;
+}
+
+static PyObject *Reader_set_threads(HandleObject *self, PyObject *args)
+{
+    long long threads;
+    int n;
+    if (!PyArg_ParseTuple(args, "L:set_threads", &threads) || threads_arg(threads, &n) < 0 || handle_enter(self) < 0) return NULL;
+    PyObject *result = NULL;
+    int rc = h5ml_reader_set_threads(self->h, n); /* no I/O */
+    if (finish(rc, self->h, &self->log, NULL) == 0 && reader_keep_settings(self, reader_cache_setting(self), threads) == 0)
+        result = Py_NewRef(Py_None);
+    guard_exit(&self->g);
+    return result;
+}
+
+static PyObject *Reader_set_cache(HandleObject *self, PyObject *args)
+{
+    PyObject *cache_obj;
+    long long cache;
+    bool set;
+    if (!PyArg_ParseTuple(args, "O:set_cache", &cache_obj) || cache_arg(cache_obj, &cache, &set) < 0) return NULL;
+    if (!set) {
+        PyErr_SetString(PyExc_TypeError, "cache must be an int (bytes), got None");
+        return NULL;
+    }
+    if (handle_enter(self) < 0) return NULL;
+    PyObject *result = NULL, *pathb = NULL, *keep = NULL;
+    long long threads = reader_threads_setting(self);
+    int rc = h5ml_reader_set_cache(self->h, cache); /* checks the size; no I/O */
+    if (finish(rc, self->h, &self->log, NULL) == 0 && (keep = PyLong_FromLongLong(cache)) != NULL &&
+        (pathb = PyUnicode_EncodeFSDefault(self->path)) != NULL) {
+        /* The budget is the reader's from its next open: reopen now. A failure (the file gone)
+         * leaves the reader not open, and its uses say so. */
+        Py_BEGIN_ALLOW_THREADS
+        rc = h5ml_reader_open(self->h, PATH(pathb));
+        Py_END_ALLOW_THREADS
+        if (finish(rc, self->h, &self->log, NULL) == 0 && reader_keep_settings(self, keep, threads) == 0) result = Py_NewRef(Py_None);
+    }
+    Py_XDECREF(keep);
+    Py_XDECREF(pathb);
+    guard_exit(&self->g);
+    return result;
+}
+
 /* count and total_atoms */
 static PyObject *reader_number(HandleObject *self, int64_t (*fn)(const h5ml_reader *))
 {
@@ -1441,6 +1623,19 @@ static PyObject *Reader_get_total_atoms(HandleObject *self, void *closure)
 static PyMethodDef Reader_methods[] = {
     { "get", (PyCFunction)Reader_get, METH_VARARGS, "get(i)\n--\n\nStructure i as a dict of new arrays." },
     { "read", (PyCFunction)Reader_read, METH_VARARGS, "read(start, count)\n--\n\nStructures [start, start+count) as flat arrays." },
+    { "read_indices", (PyCFunction)Reader_read_indices, METH_VARARGS,
+      "read_indices(indices)\n--\n\nStructures `indices` (a sequence or array of ints; any order, repeats allowed) as "
+      "read()'s flat arrays in that order: natoms, cells, pbc, energies, stress, stress_mask with one row per index, "
+      "numbers, positions, forces with the atoms of each structure after those of the one before. One call of the "
+      "library for the whole batch: each chunk involved is read once, decoded on the reader's threads and kept in its "
+      "chunk cache. IndexError for an index outside [0, count) (negative ones included)." },
+    { "atoms_of", (PyCFunction)Reader_atoms_of, METH_VARARGS,
+      "atoms_of(indices)\n--\n\nTotal number of atoms of the structures `indices` (no I/O)." },
+    { "set_threads", (PyCFunction)Reader_set_threads, METH_VARARGS,
+      "set_threads(n)\n--\n\nThreads of read_indices (0..256): 0 (default) one per core, 1 the calling thread only." },
+    { "set_cache", (PyCFunction)Reader_set_cache, METH_VARARGS,
+      "set_cache(nbytes)\n--\n\nMemory for decompressed chunks kept between reads (default 256 MiB; 0 keeps none: "
+      "every read decodes the chunks it needs). Reopens the file for it to apply, dropping the chunks cached so far." },
     { "metadata", (PyCFunction)Reader_metadata, METH_NOARGS, "metadata()\n--\n\nThe /metadata attributes as a dict." },
     { "layout", (PyCFunction)Reader_layout, METH_NOARGS, "layout()\n--\n\nHow the file stores its data." },
     { "__reduce__", (PyCFunction)handle_reduce, METH_NOARGS, NULL },
@@ -1455,7 +1650,10 @@ static PyGetSetDef Reader_getset[] = {
     { NULL, NULL, NULL, NULL, NULL },
 };
 
-static PyTypeObject ReaderType = HANDLE_TYPE(Reader, Reader_getset, "Reader(path, log=None)\n--\n\nReads an atomistic dataset.");
+static PyTypeObject ReaderType = HANDLE_TYPE(Reader, Reader_getset, "Reader(path, log=None, cache=None, threads=0)\n--\n\n"
+                                                           "Reads an atomistic dataset. cache: bytes of decompressed "
+                                                           "chunks kept (None: 256 MiB; see set_cache); threads: "
+                                                           "see set_threads.");
 
 /* ======================================================================================
  * SigWriter
@@ -1500,15 +1698,33 @@ static h5ml_sigwriter *sigwriter_configured(int code, long long level, int shuff
 static int SigWriter_init(HandleObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kw[] = { "path", "length", "layout", "cache_name", "mode", "compression", "level", "shuffle", "num_classes",
-                          "allow_nonfinite", "chunk_rows", "threads", "log", NULL };
-    PyObject *pathb = NULL, *cache_o = Py_None, *comp_obj = NULL, *log_obj = Py_None, *log_fn = NULL;
+                          "allow_nonfinite", "chunk_rows", "threads", "log", "expect", NULL };
+    PyObject *pathb = NULL, *cache_o = Py_None, *comp_obj = NULL, *log_obj = Py_None, *log_fn = NULL, *expect_o = Py_None;
     long long length = 0, level = 0, num_classes = 0, chunk_rows = 0, threads = 0;
     const char *layout_s = "flat", *mode = "w", *cache_name = NULL;
     int shuffle = 1, allow_nonfinite = 0, comp = H5ML_COMPRESS_GZIP, layout;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|LsOsOLpLpLLO:SigWriter", kw, PyUnicode_FSConverter, &pathb, &length, &layout_s,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|LsOsOLpLpLLOO:SigWriter", kw, PyUnicode_FSConverter, &pathb, &length, &layout_s,
                                      &cache_o, &mode, &comp_obj, &level, &shuffle, &num_classes, &allow_nonfinite, &chunk_rows,
-                                     &threads, &log_obj))
+                                     &threads, &log_obj, &expect_o))
         return -1;
+    /* expect: signals the file (flat: an int) or each split (split: 3 ints) will hold */
+    long long expect[3] = { -1, -1, -1 };
+    if (expect_o != Py_None) {
+        if (PyLong_Check(expect_o)) {
+            expect[0] = PyLong_AsLongLong(expect_o);
+        } else {
+            PyObject *seq = PySequence_Fast(expect_o, "expect must be an int or a sequence of 3 ints");
+            if (seq == NULL) return -1;
+            bool ok = PySequence_Fast_GET_SIZE(seq) == 3;
+            for (int k = 0; ok && k < 3; k++) expect[k] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, k));
+            Py_DECREF(seq);
+            if (!ok) {
+                PyErr_SetString(PyExc_ValueError, "expect must be an int or a sequence of 3 ints (train, val, test)");
+                return -1;
+            }
+        }
+        if (PyErr_Occurred()) return -1;
+    }
     int ret = -1;
     h5ml_sigwriter *w = NULL;
     bool append = strcmp(mode, "a") == 0 || strcmp(mode, "append") == 0;
@@ -1536,6 +1752,8 @@ static int SigWriter_init(HandleObject *self, PyObject *args, PyObject *kwds)
     int rc = h5ml_sigwriter_set(w, H5ML_SIG_ALLOW_NONFINITE, allow_nonfinite ? 1 : -1);
     if (rc == H5ML_OK && num_classes != 0) rc = h5ml_sigwriter_set(w, H5ML_SIG_NUM_CLASSES, num_classes);
     if (rc == H5ML_OK && chunk_rows != 0) rc = h5ml_sigwriter_set(w, H5ML_SIG_CHUNK_ROWS, chunk_rows);
+    for (int k = 0; k < 3 && rc == H5ML_OK && !append; k++)
+        if (expect[k] >= 0) rc = h5ml_sigwriter_expect(w, layout == H5ML_SIG_FLAT ? H5ML_NO_SPLIT : k, expect[k]);
     init_log(self, w, log_fn);
     log_fn = NULL;
     if (rc == H5ML_OK) {
@@ -1698,8 +1916,9 @@ static PyMethodDef SigWriter_methods[] = {
 
 static PyTypeObject SigWriterType = HANDLE_TYPE(SigWriter, writer_getset, "SigWriter(path, length=0, layout='flat', cache_name=None, mode='w', "
                                                            "compression='gzip', level=0, shuffle=True, num_classes=0, "
-                                                           "allow_nonfinite=False, chunk_rows=0, threads=0, log=None)\n--\n\n"
-                                                           "Writes a signal cache.");
+                                                           "allow_nonfinite=False, chunk_rows=0, threads=0, log=None, expect=None)\n--\n\n"
+                                                           "Writes a signal cache. expect: the signals the file (flat: an int) or "
+                                                           "each split (split: train, val, test) will hold, so chunks fit them.");
 
 /* ======================================================================================
  * SigReader

@@ -397,8 +397,6 @@ def _progress_bar(n, show_progress):
 
 # ---- reading ------------------------------------------------------------------------------
 
-_BATCH_GAP = 32  # read_batch reads across gaps of at most this many structures in one call
-
 
 class HDF5DatasetReader:
     """Reads an atomistic dataset (written by h5ml or by the original h5py tools).
@@ -408,13 +406,18 @@ class HDF5DatasetReader:
     (6,) or None, info (JSON text or None), metadata (info parsed, or None), index.
     Negative indices count from the end. Iterating yields these dicts in order.
 
+    `threads` (0: one per core) decode the chunks of read_batch; `cache` is the memory in bytes
+    for decompressed chunks kept between reads (None: the library's 256 MiB).
+
     Not for use across fork(): give DataLoader workers an AtomsDataset instead (this object
     pickles by path, so spawn works).
     """
 
-    def __init__(self, path):
+    def __init__(self, path, threads=0, cache=None):
         self.path = Path(path)
-        self._reader = _h5ml.Reader(fspath(self.path))
+        self.threads = threads
+        self.cache = cache
+        self._reader = _h5ml.Reader(fspath(self.path), cache=cache, threads=threads)
 
     def __len__(self):
         return self._reader.count
@@ -476,7 +479,9 @@ class HDF5DatasetReader:
         """Structures `indices` (any order, repeats allowed) as flat arrays in that order:
         natoms (B,), numbers (A,), positions (A, 3), cells (B, 3, 3), pbc (B, 3), energies
         (B,), forces float32 (A, 3), stress (B, 6), stress_mask (B,), plus indices (B,),
-        batch (A,) (each atom's position in the batch) and ptr (B+1,) (atom offsets)."""
+        batch (A,) (each atom's position in the batch) and ptr (B+1,) (atom offsets).
+        Negative indices count from the end. One library call reads the whole batch (each
+        chunk involved read and decoded once)."""
         return read_batch(self._reader, indices)
 
     def close(self):
@@ -490,7 +495,9 @@ class HDF5DatasetReader:
         return False
 
     def __reduce__(self):
-        return (HDF5DatasetReader, (fspath(self.path),))
+        if self.threads == 0 and self.cache is None:
+            return (HDF5DatasetReader, (fspath(self.path),))
+        return (HDF5DatasetReader, (fspath(self.path), self.threads, self.cache))
 
     def __repr__(self):
         return f"HDF5DatasetReader({str(self.path)!r}, {len(self)} structures)"
@@ -520,49 +527,20 @@ def _to_atoms(d):
     return atoms
 
 
-_PER_ATOM = ("numbers", "positions", "forces")
-_PER_STRUCTURE = ("natoms", "cells", "pbc", "energies", "stress", "stress_mask")
-
-
 def read_batch(reader, indices):
-    """read_batch of an extension Reader (see HDF5DatasetReader.read_batch). Contiguous
-    stretches (gaps of up to _BATCH_GAP structures included) are read in one call each."""
+    """read_batch of an extension Reader (see HDF5DatasetReader.read_batch): negative indices
+    counted from the end, then one Reader.read_indices call for the whole batch."""
     n = reader.count
     asked = np.asarray(indices, dtype=np.int64).reshape(-1)
     idx = np.where(asked < 0, asked + n, asked)
     bad = np.nonzero((idx < 0) | (idx >= n))[0]
     if bad.size:
         raise IndexError(f"Index {asked[bad[0]]} out of range [0, {n})")
-    if idx.size == 0:
-        out = reader.read(0, 0)
-    elif idx[-1] - idx[0] + 1 == idx.size and (idx.size == 1 or (np.diff(idx) == 1).all()):
-        out = reader.read(int(idx[0]), int(idx.size))  # one ascending run: no gather
-    else:
-        out = _gather_runs(reader, idx)
+    out = reader.read_indices(idx)
     natoms = out["natoms"]
     out["indices"] = idx
     out["ptr"] = np.concatenate(([0], np.cumsum(natoms))).astype(np.int64)
     out["batch"] = np.repeat(np.arange(len(natoms), dtype=np.int64), natoms)
-    return out
-
-
-def _gather_runs(reader, idx):
-    uniq = np.unique(idx)
-    cut = np.nonzero(np.diff(uniq) > _BATCH_GAP)[0] + 1
-    starts = uniq[np.concatenate(([0], cut))]
-    stops = uniq[np.concatenate((cut - 1, [uniq.size - 1]))] + 1
-    parts = [reader.read(int(a), int(b - a)) for a, b in zip(starts, stops)]
-    window = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)])
-    pos = np.searchsorted(window, idx)  # each asked structure's row in the window
-    merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    wn = merged["natoms"]
-    woff = np.cumsum(wn) - wn
-    cnt = wn[pos]
-    ooff = np.cumsum(cnt) - cnt
-    atoms = np.arange(int(cnt.sum()), dtype=np.int64) + np.repeat(woff[pos] - ooff, cnt)
-    out = {}
-    for k, v in merged.items():
-        out[k] = v[atoms] if k in _PER_ATOM else v[pos]
     return out
 
 
@@ -586,19 +564,28 @@ class _AtomsDatasetImpl(PerProcessHandle):
     converts every floating tensor. Negative indices count from the end.
 
     dataset[list_of_indices] -> one batch in collate_atoms' format, read with one library
-    call per contiguous stretch (no transform): with
+    call (no transform): with
     `DataLoader(ds, sampler=BatchSampler(RandomSampler(ds), 64, False), batch_size=None)`
     shuffled batches cost one read each.
+
+    `threads` (0: one per core) decode the chunks of a batch read; with several DataLoader
+    workers, threads=1 keeps each worker on one core. `cache`: bytes of decompressed chunks
+    each process keeps between reads (None: the library's 256 MiB).
 
     The file is opened lazily in each process (on first access there) and never shared
     across fork; pickling drops the handle, so DataLoader workers work under fork and spawn.
     """
 
-    def __init__(self, path, transform=None, float_dtype=None):
+    threads = 0  # defaults of datasets pickled before these settings existed
+    cache = None
+
+    def __init__(self, path, transform=None, float_dtype=None, threads=0, cache=None):
         self.path = fspath(path)
         self.transform = transform
         self.float_dtype = float_dtype
-        r = _h5ml.Reader(self.path)
+        self.threads = threads
+        self.cache = cache
+        r = _h5ml.Reader(self.path, cache=cache, threads=threads)  # also checks the settings
         try:
             self._len = r.count
             self.num_atoms = r.total_atoms
@@ -609,7 +596,7 @@ class _AtomsDatasetImpl(PerProcessHandle):
         return self._len
 
     def _open_handle(self):
-        return _h5ml.Reader(self.path)
+        return _h5ml.Reader(self.path, cache=self.cache, threads=self.threads)
 
     def __getitem__(self, idx):
         import torch
@@ -634,7 +621,8 @@ class _AtomsDatasetImpl(PerProcessHandle):
         return self.transform(sample) if self.transform is not None else sample
 
     def get_batch(self, indices):
-        """Structures `indices` as one batch in collate_atoms' format."""
+        """Structures `indices` (any order, repeats allowed; negative ones count from the
+        end) as one batch in collate_atoms' format, read with one library call."""
         import torch
 
         if isinstance(indices, torch.Tensor):

@@ -111,7 +111,8 @@ def write_signal_cache(path, signals, labels, metadata=None, cache_name=None, co
     name, level = compression_args(compression, compression_opts)
     writer = _h5ml.SigWriter(fspath(path), length=length, layout="flat" if splits is None else "split",
                              cache_name=cache_name, mode="w", compression=name, level=level,
-                             allow_nonfinite=allow_nonfinite, log=log_callback, **options)
+                             allow_nonfinite=allow_nonfinite, log=log_callback,
+                             expect=n if splits is None else [len(r) for r in splits], **options)
     try:
         if splits is None:
             _add_rows(writer, signals, labels, metadata, None)

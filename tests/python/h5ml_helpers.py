@@ -7,6 +7,9 @@ import json
 import os
 import re
 import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import h5py
@@ -313,3 +316,35 @@ def random_atoms_list(rng, nframes):
         a.calc = SinglePointCalculator(a, **results)
         out.append(a)
     return out
+
+
+def runs_without_gil(call):
+    """How much a pure-Python thread counts while `call` runs. With a long switch interval the
+    main thread is never forced to hand the GIL over: the counter moves only if `call`
+    releases it (the counter thread yields on its own, so the main thread is not delayed)."""
+    count, stop = [0], threading.Event()
+
+    def counter():
+        n = 0
+        while not stop.is_set():
+            n += 1
+            count[0] = n
+            if n % 500 == 0:
+                time.sleep(0)
+
+    old = sys.getswitchinterval()
+    t = threading.Thread(target=counter)
+    t.start()
+    try:
+        while count[0] == 0:
+            time.sleep(0.001)
+        sys.setswitchinterval(5.0)
+        time.sleep(0.005)
+        before = count[0]
+        call()
+        after = count[0]
+    finally:
+        sys.setswitchinterval(old)
+        stop.set()
+        t.join()
+    return after - before

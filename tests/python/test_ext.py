@@ -14,7 +14,6 @@ import pickle
 import re
 import sys
 import threading
-import time
 import traceback
 from pathlib import Path
 
@@ -23,6 +22,8 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import h5ml_helpers as H  # noqa: E402
 
 
 def _import_extension():
@@ -960,36 +961,7 @@ def test_import_mat(tmp_path):
 # ---- threads and processes ----------------------------------------------------------------------
 
 
-def runs_without_gil(call):
-    """How much a pure-Python thread counts while `call` runs. With a long switch interval the
-    main thread is never forced to hand the GIL over: the counter moves only if `call`
-    releases it (the counter thread yields on its own, so the main thread is not delayed)."""
-    count, stop = [0], threading.Event()
-
-    def counter():
-        n = 0
-        while not stop.is_set():
-            n += 1
-            count[0] = n
-            if n % 500 == 0:
-                time.sleep(0)
-
-    old = sys.getswitchinterval()
-    t = threading.Thread(target=counter)
-    t.start()
-    try:
-        while count[0] == 0:
-            time.sleep(0.001)
-        sys.setswitchinterval(5.0)
-        time.sleep(0.005)
-        before = count[0]
-        call()
-        after = count[0]
-    finally:
-        sys.setswitchinterval(old)
-        stop.set()
-        t.join()
-    return after - before
+runs_without_gil = H.runs_without_gil
 
 
 def test_long_calls_release_the_gil(tmp_path):
