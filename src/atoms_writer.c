@@ -590,12 +590,17 @@ static int open_append(h5ml_writer *w, bool repair)
     }
     if ((rc = attach_columns(w, rows)) != 0) return rc;
     const column *fc = &w->col[COL_FORCES];
-    pipe_codec asked = w->pipe.codec; /* of the options (the profile's, or the explicit one) */
+    pipeline asked = w->pipe; /* of the options (the profile's, or the explicit ones) */
     w->pipe = fc->pipe;
     w->chunk_atoms = w->col[COL_NUMBERS].chunk_rows;
     w->chunk_structs = w->col[COL_ENERGY].chunk_rows;
-    if ((w->opt[H5ML_OPT_COMPRESSION] || w->opt[H5ML_OPT_PROFILE]) && asked != w->pipe.codec)
-        h5ml__warn(&w->base, "%s: appending keeps the file's compression (%s)", w->path, codec_name(w->pipe.codec));
+    bool other = asked.codec != w->pipe.codec || (asked.codec == PIPE_GZIP && asked.level != w->pipe.level);
+    if ((w->opt[H5ML_OPT_COMPRESSION] || w->opt[H5ML_OPT_PROFILE] || w->opt[H5ML_OPT_LEVEL]) && other) {
+        if (w->pipe.codec == PIPE_GZIP)
+            h5ml__warn(&w->base, "%s: appending keeps the file's compression (gzip %d)", w->path, w->pipe.level);
+        else
+            h5ml__warn(&w->base, "%s: appending keeps the file's compression (%s)", w->path, codec_name(w->pipe.codec));
+    }
     if (w->dedup && (rc = hash_stored(w)) != 0) return rc;
     w->g_meta = H5Lexists(w->file, "metadata", H5P_DEFAULT) > 0
                     ? H5Gopen2(w->file, "metadata", H5P_DEFAULT)
@@ -678,7 +683,8 @@ static int flush_info(h5ml_writer *w)
     int64_t k = w->n - w->info_written;
     if (k == 0) return H5ML_OK;
     int rc = H5ML_OK;
-    if (w->info_any) {
+    /* Once the dataset exists (made now, or by an earlier session) it covers every structure. */
+    if (w->info_any || w->info >= 0) {
         if (w->info < 0 && (rc = create_info(w)) != 0) return rc;
         hsize_t dim = (hsize_t)w->n, off = (hsize_t)w->info_written, cnt = (hsize_t)k;
         hid_t t = h5ml__vlen_str_type();
