@@ -321,7 +321,8 @@ typedef struct job {
     h5ml_direct *d;
     const piece *p;
     const int64_t *group;  /* pieces of group g: [group[g], group[g+1]) */
-    int64_t ngroups, next;
+    const int64_t *todo;   /* the groups to run (those the cache could not serve) */
+    int64_t ntodo, next;
     bool failed;
     const char *why;
     int failed_col;
@@ -408,6 +409,24 @@ static bool is_raw(const dcol *k, const chunk_at *a)
     return a->present && (k->nfilters == 0 || (a->mask & all) == all);
 }
 
+static uint64_t chunk_key(const piece *p) { return (uint64_t)p->col << 40 | (uint64_t)p->chunk; }
+
+/* Serves the np pieces of one filtered chunk from the cache if it holds the chunk. */
+static bool from_cache(h5ml_direct *d, const piece *first, int64_t np)
+{
+    const dcol *k = &d->col[first->col];
+    pthread_mutex_lock(&d->mu);
+    int32_t i = map_find(d, chunk_key(first));
+    if (i >= 0) { /* copy under the lock: the entry may be evicted right after */
+        list_unlink(d, i);
+        list_front(d, i);
+        for (int64_t q = 0; q < np; q++)
+            memcpy(first[q].dst, d->e[i].data + (size_t)first[q].row * k->row_bytes, (size_t)first[q].count * k->row_bytes);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return i >= 0;
+}
+
 /* One group: every piece of one chunk. Raw chunks: a pread per piece. Filtered: the decoded
  * chunk from the cache, or decoded now and offered to the cache. */
 static int run_group(job *j, int64_t g, decoder *dc)
@@ -429,26 +448,16 @@ static int run_group(job *j, int64_t g, decoder *dc)
         }
         return 0;
     }
-    uint64_t key = (uint64_t)first->col << 40 | (uint64_t)first->chunk;
-    unsigned char *data = NULL;
-    pthread_mutex_lock(&d->mu);
-    int32_t i = map_find(d, key);
-    if (i >= 0) { /* copy under the lock: the entry may be evicted right after */
-        list_unlink(d, i);
-        list_front(d, i);
-        for (int64_t q = 0; q < np; q++)
-            memcpy(first[q].dst, d->e[i].data + (size_t)first[q].row * k->row_bytes, (size_t)first[q].count * k->row_bytes);
-    }
-    pthread_mutex_unlock(&d->mu);
-    if (i >= 0) return 0;
-    if ((data = malloc(full)) == NULL) return j->why = "out of memory", -1;
+    if (from_cache(d, first, np)) return 0;
+    unsigned char *data = malloc(full);
+    if (data == NULL) return j->why = "out of memory", -1;
     if (decode(d, k, a, full, dc, data, &j->why) < 0) {
         free(data);
         return -1;
     }
     for (int64_t q = 0; q < np; q++) memcpy(first[q].dst, data + (size_t)first[q].row * k->row_bytes, (size_t)first[q].count * k->row_bytes);
     pthread_mutex_lock(&d->mu);
-    cache_put(d, key, data, full);
+    cache_put(d, chunk_key(first), data, full);
     pthread_mutex_unlock(&d->mu);
     return 0;
 }
@@ -458,8 +467,9 @@ static void *worker(void *arg)
     job *j = arg;
     decoder dc = { 0 };
     for (;;) {
-        int64_t g = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
-        if (g >= j->ngroups || __atomic_load_n(&j->failed, __ATOMIC_RELAXED)) break;
+        int64_t t = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+        if (t >= j->ntodo || __atomic_load_n(&j->failed, __ATOMIC_RELAXED)) break;
+        int64_t g = j->todo[t];
         if (run_group(j, g, &dc) < 0) {
             j->failed_col = j->p[j->group[g]].col;
             j->failed_chunk = j->p[j->group[g]].chunk;
@@ -535,17 +545,23 @@ static int execute(h5ml_direct *d, const hid_t dset[COL_COUNT], plan *pl, char *
     for (int64_t i = 0; i < nf; i++)
         if (i == 0 || pl->p[i].col != pl->p[i - 1].col || pl->p[i].chunk != pl->p[i - 1].chunk) group[ng++] = i;
     group[ng] = nf;
-    job j = { .d = d, .p = pl->p, .group = group, .ngroups = ng };
+    /* Chunks in the cache are copied here; threads start only for chunks to decode. */
+    int64_t *todo = malloc(sizeof *todo * (size_t)ng), ntodo = 0;
+    if (todo == NULL) return free(group), snprintf(why, whylen, "out of memory"), -1;
+    for (int64_t g = 0; g < ng; g++)
+        if (!from_cache(d, &pl->p[group[g]], group[g + 1] - group[g])) todo[ntodo++] = g;
+    job j = { .d = d, .p = pl->p, .group = group, .todo = todo, .ntodo = ntodo };
     int nt = d->threads > 0 ? d->threads : h5ml__default_threads();
     if (nt > 16) nt = 16;
-    if (nt > ng) nt = (int)ng;
+    if (nt > ntodo) nt = (int)ntodo;
     pthread_t tid[16];
     int started = 0;
     for (int t = 1; t < nt; t++)
         if (pthread_create(&tid[started], NULL, worker, &j) == 0) started++;
-    worker(&j);
+    if (ntodo > 0) worker(&j);
     for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
     free(group);
+    free(todo);
     if (j.failed)
         return snprintf(why, whylen, "/%s, chunk %lld: %s", h5ml__cols[j.failed_col].path, (long long)j.failed_chunk,
                         j.why ? j.why : "read error"),
