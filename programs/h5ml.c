@@ -228,7 +228,12 @@ static const char convert_help[] =
     "  -a, --append                append to OUT instead of overwriting it\n"
     "      --no-validate           skip NaN/Inf/shape checks and plausibility warnings\n"
     "      --checkpoint SECONDS    make written data crash-safe this often (default 2)\n"
-    "      --chunk-atoms N         rows per chunk of per-atom datasets (default 16384)\n"
+    "      --access A              how OUT will be read: sequential (default) or shuffled\n"
+    "                              (training in random order from a file bigger than the\n"
+    "                              reader's cache: smaller compressed chunks, about 2x\n"
+    "                              faster shuffled reads, 2x slower in-order reads)\n"
+    "      --chunk-atoms N         rows per chunk of per-atom datasets (default 16384, or\n"
+    "                              4096 with --access shuffled and compression)\n"
     "      --chunk-structures N    rows per chunk of per-structure datasets (default 4096)\n"
     "  -q, --quiet                 no progress bar, warnings or summary\n"
     "  -v, --verbose               show every warning\n"
@@ -250,13 +255,15 @@ static int cmd_convert(int argc, char **argv)
         { "chunk-structures", required_argument, 0, 'N' }, { "labels", required_argument, 0, 'l' },
         { "quiet", no_argument, 0, 'q' },             { "verbose", no_argument, 0, 'v' },
         { "profile", required_argument, 0, 'p' },     { "dedup", no_argument, 0, 'D' },
-        { "help", no_argument, 0, 'h' },              { 0, 0, 0, 0 },
+        { "access", required_argument, 0, 'X' },      { "help", no_argument, 0, 'h' },
+        { 0, 0, 0, 0 },
     };
     const char *in = NULL, *out = NULL, *format = "auto";
     int compression = 0, level = 0, checkpoint_ms = 0, profile = 0;
     long chunk_atoms = 0, chunk_structs = 0;
     bool no_shuffle = false, append = false, no_validate = false, quiet = false, verbose = false, level_set = false;
     bool dedup = false;
+    int access = 0;
     kvlist meta = { calloc((size_t)argc, sizeof(char *)), 0 };
     int c;
     while ((c = getopt_long(argc, argv, ":i:o:f:c:m:al:p:qvh", opts, NULL)) != -1) {
@@ -266,6 +273,11 @@ static int cmd_convert(int argc, char **argv)
         case 'f': format = optarg; break;
         case 'p': profile = parse_profile(optarg); break;
         case 'D': dedup = true; break;
+        case 'X':
+            if (strcmp(optarg, "sequential") == 0) access = H5ML_ACCESS_SEQUENTIAL;
+            else if (strcmp(optarg, "shuffled") == 0) access = H5ML_ACCESS_SHUFFLED;
+            else die_usage("unknown access '%s' (choose sequential or shuffled)", optarg);
+            break;
         case 'c': compression = parse_compression(optarg); break;
         case 'L': level = (int)parse_long(optarg, "--level", 1, 9); level_set = true; break;
         case 'S': no_shuffle = true; break;
@@ -312,6 +324,7 @@ static int cmd_convert(int argc, char **argv)
     if (level) h5ml_writer_set(w, H5ML_OPT_LEVEL, level);
     if (no_shuffle) h5ml_writer_set(w, H5ML_OPT_SHUFFLE, -1);
     if (dedup) h5ml_writer_set(w, H5ML_OPT_DEDUP, 1);
+    if (access) h5ml_writer_set(w, H5ML_OPT_ACCESS, access);
     if (no_validate) h5ml_writer_set(w, H5ML_OPT_VALIDATE, -1);
     if (checkpoint_ms) h5ml_writer_set(w, H5ML_OPT_CHECKPOINT_MS, checkpoint_ms);
     if (chunk_atoms) h5ml_writer_set(w, H5ML_OPT_CHUNK_ATOMS, chunk_atoms);

@@ -93,6 +93,7 @@ static const opt_bounds bounds[H5ML_OPT__COUNT] = {
     [H5ML_OPT_THREADS] = { 0, 256, 0, "threads" },
     [H5ML_OPT_PROFILE] = { 0, H5ML_PROFILE_NONE, H5ML_PROFILE_DEFAULT, "profile" },
     [H5ML_OPT_DEDUP] = { -1, 1, -1, "dedup" },
+    [H5ML_OPT_ACCESS] = { 0, H5ML_ACCESS_SHUFFLED, H5ML_ACCESS_SEQUENTIAL, "access" },
 };
 
 int h5ml_writer_set(h5ml_writer *w, h5ml_option opt, int64_t value)
@@ -292,6 +293,9 @@ static void pipeline_from_options(h5ml_writer *w)
                            w->opt[H5ML_OPT_SHUFFLE]);
     w->dedup = opt(w, H5ML_OPT_DEDUP) > 0;
     w->chunk_atoms = opt(w, H5ML_OPT_CHUNK_ATOMS);
+    /* Shuffled reads of a compressed file decode a chunk per structure (h5ml_access). */
+    if (!w->opt[H5ML_OPT_CHUNK_ATOMS] && opt(w, H5ML_OPT_ACCESS) == H5ML_ACCESS_SHUFFLED && w->pipe.codec != PIPE_NONE)
+        w->chunk_atoms = 4096;
     w->chunk_structs = opt(w, H5ML_OPT_CHUNK_STRUCTURES);
 }
 

@@ -950,15 +950,23 @@ static PyObject *Writer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static int Writer_init(HandleObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kw[] = { "path", "mode", "compression", "level", "shuffle", "validate", "chunk_atoms",
-                          "chunk_structures", "checkpoint_ms", "threads", "log", "dedup", NULL };
+                          "chunk_structures", "checkpoint_ms", "threads", "log", "dedup", "access", NULL };
     PyObject *pathb = NULL, *comp_obj = NULL, *log_obj = Py_None, *log_fn = NULL;
     const char *mode = "w";
     long long level = 0, chunk_atoms = 0, chunk_structures = 0, checkpoint_ms = 0, threads = 0;
-    int shuffle = 1, validate = 1, dedup = 0, code = H5ML_COMPRESS_GZIP, comp, profile, hmode;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|sOLppLLLLOp:Writer", kw, PyUnicode_FSConverter, &pathb, &mode, &comp_obj,
+    int shuffle = 1, validate = 1, dedup = 0, code = H5ML_COMPRESS_GZIP, comp, profile, hmode, access = 0;
+    const char *access_s = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|sOLppLLLLOpz:Writer", kw, PyUnicode_FSConverter, &pathb, &mode, &comp_obj,
                                      &level, &shuffle, &validate, &chunk_atoms, &chunk_structures, &checkpoint_ms, &threads,
-                                     &log_obj, &dedup))
+                                     &log_obj, &dedup, &access_s))
         return -1;
+    if (access_s && strcmp(access_s, "sequential") == 0) access = H5ML_ACCESS_SEQUENTIAL;
+    else if (access_s && strcmp(access_s, "shuffled") == 0) access = H5ML_ACCESS_SHUFFLED;
+    else if (access_s) {
+        Py_XDECREF(pathb);
+        PyErr_Format(PyExc_ValueError, "access must be 'sequential' or 'shuffled', got '%s'", access_s);
+        return -1;
+    }
     int ret = -1;
     h5ml_writer *w = NULL;
     if (strcmp(mode, "w") == 0) hmode = H5ML_CREATE;
@@ -982,6 +990,7 @@ static int Writer_init(HandleObject *self, PyObject *args, PyObject *kwds)
         { H5ML_OPT_SHUFFLE, shuffle ? 1 : -1, true },
         { H5ML_OPT_VALIDATE, validate ? 1 : -1, true },
         { H5ML_OPT_DEDUP, dedup ? 1 : -1, true },
+        { H5ML_OPT_ACCESS, access, access != 0 },
         { H5ML_OPT_CHUNK_ATOMS, chunk_atoms, chunk_atoms != 0 },
         { H5ML_OPT_CHUNK_STRUCTURES, chunk_structures, chunk_structures != 0 },
         { H5ML_OPT_CHECKPOINT_MS, checkpoint_ms, checkpoint_ms != 0 },
@@ -1252,7 +1261,7 @@ static PyGetSetDef writer_getset[] = {
 
 static PyTypeObject WriterType = HANDLE_TYPE(Writer, writer_getset, "Writer(path, mode='w', compression='gzip', level=0, shuffle=True, "
                                                      "validate=True, chunk_atoms=0, chunk_structures=0, checkpoint_ms=0, "
-                                                     "threads=0, log=None, dedup=False)\n--\n\nWrites an atomistic dataset. "
+                                                     "threads=0, log=None, dedup=False, access=None)\n--\n\nWrites an atomistic dataset. "
                                                      "compression: 'gzip', 'lzf', 'none', None or a profile ('fast', "
                                                      "'balanced', 'small'); level 0: gzip's default 4 or the profile's.");
 

@@ -120,7 +120,8 @@ class HDF5DatasetWriter:
             before an append and earlier ones of the same batch. Skipped structures are
             counted in stats()["deduplicated"]. Costs 32-64 bytes of memory per structure.
         **options: passed to the extension's Writer: shuffle, chunk_atoms, chunk_structures,
-            checkpoint_ms, threads.
+            checkpoint_ms, threads, access ("sequential" or "shuffled": how the file will be
+            read; "shuffled" makes smaller compressed chunks for random-order training reads).
     """
 
     def __init__(self, output_path, compression="gzip", compression_opts=4, mode="w", validate=True, dedup=False,

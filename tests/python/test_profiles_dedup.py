@@ -731,3 +731,42 @@ def test_append_without_metadata_to_file_with_metadata(tmp_path):
     with h5py.File(path, "r") as f:
         assert f["labels/info"].shape == f["labels/energy"].shape == (5,)
     ext.Reader(str(path))
+
+
+# ---- chunk shapes from the expected access (H5ML_OPT_ACCESS) ----
+
+
+@pytest.mark.parametrize("access, compression, chunk_atoms, expect", [
+    (None, "gzip", 0, 16384),
+    ("sequential", "gzip", 0, 16384),
+    ("shuffled", "gzip", 0, 4096),
+    ("shuffled", "fast", 0, 4096),
+    ("shuffled", "none", 0, 16384),  # uncompressed chunks are read row by row
+    ("shuffled", "gzip", 1000, 1000),  # an explicit size wins
+])
+def test_access_sizes_chunks(tmp_path, rng, access, compression, chunk_atoms, expect):
+    b = make_batch(rng, 40)
+    path = tmp_path / "c.h5"
+    opts = {"access": access} if access else {}
+    if chunk_atoms:
+        opts["chunk_atoms"] = chunk_atoms
+    with ext.Writer(str(path), compression=compression, **opts) as w:
+        w.add_batch(**b)
+    with h5py.File(path, "r") as f:
+        assert f["structures/positions"].chunks == (expect, 3)
+        assert f["labels/forces"].chunks == (expect, 3)
+        assert f["labels/energy"].chunks == (4096,)
+    assert_file_holds(path, b)
+
+
+def test_access_errors_and_cli(tmp_path, cli, sample_path):
+    with pytest.raises(ValueError, match="access must be 'sequential' or 'shuffled'"):
+        ext.Writer(str(tmp_path / "x.h5"), access="random")
+    assert not (tmp_path / "x.h5").exists()
+    out = tmp_path / "s.h5"
+    code, stdout, err = cli("convert", sample_path, "-o", out, "--access", "shuffled", "-q")
+    assert code == 0, err
+    with h5py.File(out, "r") as f:
+        assert f["structures/positions"].chunks == (4096, 3)
+    code, stdout, err = cli("convert", sample_path, "-o", tmp_path / "t.h5", "--access", "random")
+    assert code == 2 and "unknown access 'random'" in err, err
