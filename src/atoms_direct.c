@@ -62,6 +62,7 @@ struct h5ml_direct {
     int32_t ne, cap, head, tail, free_list;
     int32_t *map;        /* open addressing: key -> entry, -1 empty, -2 deleted */
     int32_t mapcap;
+    int32_t mapused, nlive; /* map slots not empty (entries and tombstones); entries */
 };
 
 static bool type_matches(hid_t ft, int kind)
@@ -144,6 +145,7 @@ static void cache_clear(h5ml_direct *d)
     d->e = NULL;
     d->map = NULL;
     d->ne = d->cap = d->mapcap = 0;
+    d->mapused = d->nlive = 0;
     d->head = d->tail = d->free_list = -1;
     d->used = 0;
 }
@@ -194,6 +196,7 @@ static int map_rebuild(h5ml_direct *d, int32_t cap)
         while (d->map[h] != -1) h = (h + 1) & (uint32_t)(cap - 1);
         d->map[h] = i;
     }
+    d->mapused = d->nlive;
     return 0;
 }
 
@@ -225,6 +228,7 @@ static void evict_one(h5ml_direct *d)
             break;
         }
     d->used -= (int64_t)d->e[i].bytes;
+    d->nlive--;
     free(d->e[i].data);
     d->e[i].data = NULL;
     d->e[i].next = d->free_list;
@@ -259,11 +263,15 @@ static void cache_put(h5ml_direct *d, uint64_t key, unsigned char *data, size_t 
     d->e[i] = (centry){ key, data, bytes, -1, -1 };
     list_front(d, i);
     d->used += (int64_t)bytes;
-    if (4 * (d->ne + 1) > 3 * d->mapcap || d->mapcap == 0) { /* grow (and drop tombstones) */
-        if (map_rebuild(d, d->mapcap ? 2 * d->mapcap : 256) < 0) return;
+    d->nlive++;
+    if (d->mapcap == 0 || 4 * (d->mapused + 1) > 3 * d->mapcap) { /* rebuild: drop tombstones, grow if needed */
+        int32_t cap = 256;
+        while (2 * (d->nlive + 1) > cap) cap *= 2;
+        if (map_rebuild(d, cap) < 0) return;
     } else {
         uint32_t h = slot_of(d, key);
         while (d->map[h] >= 0) h = (h + 1) & (uint32_t)(d->mapcap - 1);
+        if (d->map[h] == -1) d->mapused++;
         d->map[h] = i;
     }
 }

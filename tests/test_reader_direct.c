@@ -126,6 +126,31 @@ static void test_layouts(void)
     unlink(path);
 }
 
+/* A long run of single reads through a cache that holds a few chunks: every insert evicts,
+ * so the cache's hash map fills with tombstones and must be rebuilt (it once looped forever
+ * looking up a missing chunk once no empty slot was left). */
+static void test_cache_churn(void)
+{
+    const char *path = tmpname("churn");
+    int64_t n = 6000;
+    unlink(path);
+    write_file(path, n, H5ML_COMPRESS_GZIP, 1, 32, 16); /* about 750 per-atom chunks each */
+    bufs *b = malloc(sizeof *b);
+    h5ml_reader *r = h5ml_reader_new();
+    CHECK(h5ml_reader_set_cache(r, 96 * 1024) == H5ML_OK); /* about a hundred small chunks */
+    CHECK(h5ml_reader_set_threads(r, 1) == H5ML_OK);
+    CHECK(h5ml_reader_open(r, path) == H5ML_OK);
+    int64_t bad = 0, idx;
+    for (int64_t k = 0; k < 40000; k++) {
+        idx = rng_int(0, n - 1);
+        bad += read_and_check(r, &idx, 1, b);
+    }
+    CHECK_MSG(bad == 0, "%lld of 40000 single reads wrong", (long long)bad);
+    h5ml_reader_close(r);
+    free(b);
+    unlink(path);
+}
+
 /* Several threads reading through one reader at once, with a cache smaller than the file. */
 typedef struct shared { h5ml_reader *r; int64_t n; unsigned seed; int64_t bad; } shared;
 
@@ -223,6 +248,7 @@ int main(void)
     rng_seed(test_seed());
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     test_layouts();
+    test_cache_churn();
     test_concurrent();
     test_contiguous_file();
     return check_report("test_reader_direct");
