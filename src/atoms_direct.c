@@ -330,6 +330,7 @@ typedef struct job {
     const piece *p;
     const int64_t *group;  /* pieces of group g: [group[g], group[g+1]) */
     const int64_t *todo;   /* the groups to run (those the cache could not serve) */
+    const hid_t *dset;     /* the datasets, by column (filtered chunks are read through HDF5) */
     int64_t ntodo, next;
     bool failed;
     const char *why;
@@ -384,9 +385,11 @@ static int decode(const h5ml_direct *d, const dcol *k, const chunk_at *a, size_t
         memset(out, 0, full);
         return 0;
     }
-    if (grow(&dc->in, &dc->in_cap, (size_t)a->size) < 0) return *why = "out of memory", -1;
-    const unsigned char *in = file_bytes(d, a->addr, (size_t)a->size, dc->in);
-    if (in == NULL) return *why = "short read", -1;
+    const unsigned char *in = dc->in; /* fetched already when the chunk was not located */
+    if (a->known) {
+        if (grow(&dc->in, &dc->in_cap, (size_t)a->size) < 0) return *why = "out of memory", -1;
+        if ((in = file_bytes(d, a->addr, (size_t)a->size, dc->in)) == NULL) return *why = "short read", -1;
+    }
     bool sh = k->shuffle && !(a->mask & 1u) && k->elem > 1, cz = k->codec && !(a->mask & (k->shuffle ? 2u : 1u));
     unsigned char *dst = out;
     if (sh) {
@@ -411,10 +414,27 @@ static int decode(const h5ml_direct *d, const dcol *k, const chunk_at *a, size_t
     return 0;
 }
 
-static bool is_raw(const dcol *k, const chunk_at *a)
+/* Chunks of unfiltered datasets are located (their address) and copied row by row; chunks
+ * of filtered ones are fetched whole through HDF5 (fetch) and decoded. */
+static bool is_raw(const dcol *k, const chunk_at *a) { return k->nfilters == 0 && a->present; }
+
+/* The stored bytes of a chunk of a filtered dataset into dc->in, with their size and filter
+ * mask in *a (not `known`: decode then takes dc->in). H5Dread_chunk finds a chunk through
+ * the dataset's index in constant time, where H5Dget_chunk_info_by_coord (HDF5 1.10) walks
+ * every chunk: locating all n chunks of a dataset that way costs n^2. */
+static int fetch(const dcol *k, hid_t dset, int64_t chunk, decoder *dc, chunk_at *a, const char **why)
 {
-    unsigned all = (1u << k->nfilters) - 1;
-    return a->present && (k->nfilters == 0 || (a->mask & all) == all);
+    hsize_t off[3] = { (hsize_t)(chunk * k->chunk_rows), 0, 0 }, size = 0;
+    uint32_t mask = 0;
+    *a = (chunk_at){ 0 };
+    if (H5Dget_chunk_storage_size(dset, off, &size) < 0) return *why = "cannot find the chunk", -1;
+    if (size == 0) return 0; /* never written: fill value, zeros */
+    if (grow(&dc->in, &dc->in_cap, (size_t)size) < 0) return *why = "out of memory", -1;
+    if (H5Dread_chunk(dset, H5P_DEFAULT, off, &mask, dc->in) < 0) return *why = "cannot read the chunk", -1;
+    a->size = size;
+    a->mask = mask;
+    a->present = true;
+    return 0;
 }
 
 static uint64_t chunk_key(const piece *p) { return (uint64_t)p->col << 40 | (uint64_t)p->chunk; }
@@ -459,6 +479,14 @@ static int run_group(job *j, int64_t g, decoder *dc)
     if (from_cache(d, first, np)) return 0;
     unsigned char *data = malloc(full);
     if (data == NULL) return j->why = "out of memory", -1;
+    chunk_at fetched;
+    if (k->nfilters > 0) {
+        if (fetch(k, j->dset[first->col], first->chunk, dc, &fetched, &j->why) < 0) {
+            free(data);
+            return -1;
+        }
+        a = &fetched;
+    }
     if (decode(d, k, a, full, dc, data, &j->why) < 0) {
         free(data);
         return -1;
@@ -488,6 +516,13 @@ static void *worker(void *arg)
     free(dc.tmp);
     if (dc.inflate) libdeflate_free_decompressor(dc.inflate);
     return NULL;
+}
+
+/* A thread started for one read: HDF5 keeps its error printing per thread, on by default. */
+static void *worker_thread(void *arg)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    return worker(arg);
 }
 
 static int locate(h5ml_direct *d, hid_t dset, int c, int64_t chunk)
@@ -531,7 +566,7 @@ static int execute(h5ml_direct *d, const hid_t dset[COL_COUNT], plan *pl, char *
     pthread_mutex_lock(&d->mu);
     for (int64_t i = 0; i < pl->n && rc == 0; i++) {
         piece *p = &pl->p[i];
-        if (!d->col[p->col].at[p->chunk].known && locate(d, dset[p->col], p->col, p->chunk) < 0) {
+        if (d->col[p->col].nfilters == 0 && !d->col[p->col].at[p->chunk].known && locate(d, dset[p->col], p->col, p->chunk) < 0) {
             snprintf(why, whylen, "cannot locate a chunk of /%s", h5ml__cols[p->col].path);
             rc = -1;
         }
@@ -558,14 +593,14 @@ static int execute(h5ml_direct *d, const hid_t dset[COL_COUNT], plan *pl, char *
     if (todo == NULL) return free(group), snprintf(why, whylen, "out of memory"), -1;
     for (int64_t g = 0; g < ng; g++)
         if (!from_cache(d, &pl->p[group[g]], group[g + 1] - group[g])) todo[ntodo++] = g;
-    job j = { .d = d, .p = pl->p, .group = group, .todo = todo, .ntodo = ntodo };
+    job j = { .d = d, .p = pl->p, .group = group, .todo = todo, .ntodo = ntodo, .dset = dset };
     int nt = d->threads > 0 ? d->threads : h5ml__default_threads();
     if (nt > 16) nt = 16;
     if (nt > ntodo) nt = (int)ntodo;
     pthread_t tid[16];
     int started = 0;
     for (int t = 1; t < nt; t++)
-        if (pthread_create(&tid[started], NULL, worker, &j) == 0) started++;
+        if (pthread_create(&tid[started], NULL, worker_thread, &j) == 0) started++;
     if (ntodo > 0) worker(&j);
     for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
     free(group);
