@@ -859,14 +859,26 @@ class Bench:
         # 12c: uncompressed batch write vs write() of the same bytes
         tw, tr = [], []
         for rep in range(5):
+            # Each side writes a new file with no dirty pages of the other's in the way:
+            # the previous file is removed and everything flushed (os.sync) before timing.
+            unlink(out, out + ".raw")
+            os.sync()
             tw.append(self.atoms(d, out, "--compression", "none")["seconds"])
+            unlink(out)
+            os.sync()
             r = json.loads(run_child([self.bench_atoms, "rawwrite", d, out + ".raw"])[2])
             tr.append(r["seconds"])
             unlink(out + ".raw")
             log("[12] none write rep %d/5: h5ml %.3f s, write() %.3f s" % (rep + 1, tw[-1], tr[-1]))
         mw, mr = median(tw), median(tr)
-        self.table.add("12 write, none vs plain write() of the bytes", secs(mw), secs(mr), mr / mw, ">= 0.5",
-                       mr / mw >= 0.5, n / mw, n / mr, raw / mw / 1e6, raw / mr / 1e6)
+        # write()'s times are bimodal (about 0.06 s, or 0.3-0.9 s when the kernel stalls to
+        # find pages), so the row is judged on the fastest run of each side.
+        bw, br = min(tw), min(tr)
+        self.table.add("12 write, none vs plain write() (fastest of 5)", secs(bw), secs(br), br / bw, ">= 0.5",
+                       br / bw >= 0.5, n / bw, n / br, raw / bw / 1e6, raw / br / 1e6)
+        self.table.notes.append("12 write, none: medians h5ml %.3f s, write() %.3f s (ratio %.2f); all runs h5ml %s, "
+                                "write() %s" % (mw, mr, mr / mw, " ".join("%.3f" % x for x in tw),
+                                                " ".join("%.3f" % x for x in tr)))
         # reads: an uncompressed and a gzip-4 file written by h5ml from the same data
         files = {"none": out, "gzip-4": out + ".gz"}
         self.atoms(d, files["none"], "--compression", "none")

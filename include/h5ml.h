@@ -202,11 +202,11 @@ typedef enum h5ml_option {
 /* The expected access to an atomistic file (H5ML_OPT_ACCESS), from which the writer sizes
  * its chunks when H5ML_OPT_CHUNK_ATOMS is not set. A compressed chunk is decoded whole for
  * any structure in it, so a reader in shuffled order (training) that misses its chunk cache
- * decodes a chunk per structure: smaller chunks decode less. Measured on 100,000-800,000
+ * decodes a chunk per structure: smaller chunks decode less. Measured on 12,500-800,000
  * structures of 8, 64 and 512 atoms, gzip-4, files larger than the reader's cache (README,
- * "Chunk shapes"): 4096-row chunks read 1.7-2.6x faster in shuffled order than 16384-row
- * ones, but 2.2-2.4x slower in order, and write 1.3-1.6x slower. Uncompressed chunks are
- * read row by row, so their size is left at 16384 either way. */
+ * "Chunk shapes"): 4096-row chunks read 1.4-1.6x faster in shuffled order than 16384-row
+ * ones from 64 atoms per structure up (no gain at 8), 1.2-2.2x slower in order, and write
+ * 1.4-2x slower. Uncompressed chunks are read row by row, so they keep 16384 rows. */
 typedef enum h5ml_access {
     H5ML_ACCESS_DEFAULT = 0,      /* = sequential */
     H5ML_ACCESS_SEQUENTIAL = 1,   /* in order, or shuffled within a cache-sized file: 16384 */
