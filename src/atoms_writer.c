@@ -1076,13 +1076,26 @@ static void *check_worker(void *arg)
     return NULL;
 }
 
-/* Waits for block blk to be checked (checking it here if no worker runs) and returns the
- * end of its accepted structures. */
+/* Waits for block blk to be checked (checking it here if no worker runs, and helping the
+ * workers meanwhile) and returns the end of its accepted structures. */
 static int64_t wait_block(checker *c, int64_t blk, int workers)
 {
     if (workers == 0) {
         check_block(c, blk, &c->lists[0]);
         return c->good[blk];
+    }
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        int64_t g = c->good[blk];
+        pthread_mutex_unlock(&c->mu);
+        if (g >= 0) return g;
+        /* Rather than sleep, check the next block no worker has taken (warnings in the
+         * caller's own list, lists[workers]); blocks are taken in order, so blk itself is
+         * either taken already or checked here. */
+        if (__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) break;
+        int64_t nb = __atomic_fetch_add(&c->next, 1, __ATOMIC_RELAXED);
+        if (nb >= c->nblocks) break;
+        check_block(c, nb, &c->lists[workers]);
     }
     pthread_mutex_lock(&c->mu);
     while (c->good[blk] < 0) pthread_cond_wait(&c->cv, &c->mu);
@@ -1332,11 +1345,15 @@ static int check_and_write(h5ml_writer *w, const h5ml_batch *b, const int64_t *o
     checker c = { .b = b, .off = off, .n = n, .first_index = w->n, .block = BLOCK, .validate = opt(w, H5ML_OPT_VALIDATE) > 0 };
     c.nblocks = (n + BLOCK - 1) / BLOCK;
     int64_t threads = opt(w, H5ML_OPT_THREADS);
-    int workers = (int)(threads ? threads : h5ml__default_threads());
-    /* One thread (H5ML_OPT_THREADS = 1) checks inline: the whole write on the caller's thread. */
-    if ((!c.validate && !w->dedup) || c.nblocks < 2 || workers < 2) workers = 0; /* nothing to overlap */
+    /* Checking runs on one thread fewer than the cores, so that the writing thread keeps a
+     * core of its own (measured: 0.14 s instead of 0.16-0.21 s for 100,000 64-atom
+     * structures uncompressed on 2 cores). One thread (H5ML_OPT_THREADS = 1) checks
+     * inline: the whole write on the caller's thread. */
+    int total = (int)(threads ? threads : h5ml__default_threads());
+    int workers = total > 2 ? total - 1 : 1;
+    if ((!c.validate && !w->dedup) || c.nblocks < 2 || total < 2) workers = 0; /* nothing to overlap */
     c.good = malloc(sizeof *c.good * (size_t)(c.nblocks ? c.nblocks : 1));
-    c.lists = calloc((size_t)(workers ? workers : 1), sizeof *c.lists);
+    c.lists = calloc((size_t)workers + 1, sizeof *c.lists); /* the workers', and the caller's */
     worker_arg *args = calloc((size_t)(workers ? workers : 1), sizeof *args);
     pthread_t *tid = calloc((size_t)(workers ? workers : 1), sizeof *tid);
     int64_t *where = NULL;
@@ -1373,7 +1390,7 @@ static int check_and_write(h5ml_writer *w, const h5ml_batch *b, const int64_t *o
     }
     __atomic_store_n(&c.stop, true, __ATOMIC_RELAXED);
     for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
-    issue_warnings(w, c.lists, started ? started : 1, *good, c.first_index, where);
+    issue_warnings(w, c.lists, started + 1, *good, c.first_index, where);
     pthread_mutex_destroy(&c.mu);
     pthread_cond_destroy(&c.cv);
     free(c.hashes);
