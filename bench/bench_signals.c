@@ -341,12 +341,7 @@ static int cmd_rawread(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
-        unsigned maj, min, rel;
-        H5get_libversion(&maj, &min, &rel);
-        printf("{\"h5ml\": \"%s\", \"hdf5\": \"%u.%u.%u\"}\n", h5ml_version(), maj, min, rel);
-        return 0;
-    }
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0) return print_versions();
     if (argc >= 2 && strcmp(argv[1], "write") == 0) return cmd_write(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "generate") == 0) return cmd_generate(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "read") == 0) return cmd_read(argc - 2, argv + 2);

@@ -1,8 +1,12 @@
 /* Helpers shared by the C sides of the benchmarks (bench_atoms.c, bench_signals.c): clocks,
- * CPU time, fatal errors, whole-file loads. Each program defines BENCH_NAME first. */
+ * CPU time, fatal errors, whole-file loads, the --version line. Each program defines
+ * BENCH_NAME first. */
 #ifndef H5ML_BENCH_UTIL_H
 #define H5ML_BENCH_UTIL_H
 
+#include "h5ml.h"
+
+#include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -54,6 +58,15 @@ static inline long long file_size(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* --version: the library versions, as one JSON object. */
+static inline int print_versions(void)
+{
+    unsigned maj, min, rel;
+    H5get_libversion(&maj, &min, &rel);
+    printf("{\"h5ml\": \"%s\", \"hdf5\": \"%u.%u.%u\"}\n", h5ml_version(), maj, min, rel);
+    return 0;
 }
 
 #endif

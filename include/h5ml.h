@@ -417,10 +417,10 @@ H5ML_API int h5ml_reader_read(h5ml_reader *r, int64_t start, int64_t count, cons
 /* Reads structures idx[0..n), in any order and with repeats, into `out`, one after the other:
  * entry k of the per-structure fields is structure idx[k], and its atoms follow those of
  * idx[k-1] in the per-atom fields (sizes: n, and A = h5ml_reader_atoms_of(idx) rows). The
- * shuffled-batch read of training: each chunk involved is read once, straight from the file
- * by its address and decoded here (shuffle, deflate, LZF) when the file's filters allow,
- * kept in the reader's chunk cache (h5ml_reader_set_cache), on h5ml_reader_set_threads
- * threads. Files of other layouts go through HDF5. ERR_RANGE for an index outside [0, N).
+ * shuffled-batch read of training: each compressed chunk involved is read once (its stored
+ * bytes, H5Dread_chunk) and decoded here (shuffle, deflate, LZF) when the file's filters
+ * allow, kept in the reader's chunk cache (h5ml_reader_set_cache), on
+ * h5ml_reader_set_threads threads; rows of uncompressed chunks are copied from the file. Files of other layouts go through HDF5. ERR_RANGE for an index outside [0, N).
  * Thread-safe: several threads may call h5ml_reader_read_indices (and h5ml_reader_read,
  * h5ml_reader_atoms_of) on one open reader at once. */
 H5ML_API int h5ml_reader_read_indices(h5ml_reader *r, const int64_t *idx, int64_t n, const h5ml_frames *out);

@@ -1,13 +1,14 @@
-/* Direct reads of atomistic datasets: structures in any order, each chunk read once by its
- * address and decoded here (shuffle, deflate, LZF: what h5ml and h5py write), kept in a
- * decoded-chunk LRU with a byte budget, on worker threads; unfiltered chunks are pread
- * straight into the caller's buffers. Columns of other layouts go through HDF5.
+/* Direct reads of atomistic datasets: structures in any order, each chunk read once and
+ * decoded here (shuffle, deflate, LZF: what h5ml and h5py write), kept in a decoded-chunk LRU
+ * with a byte budget, on worker threads; rows of unfiltered chunks are copied straight from
+ * the mapped file into the caller's buffers. Columns of other layouts go through HDF5.
  *
  * A read is a list of pieces: one run of consecutive structures (a shuffled batch is runs
  * of one) in one chunk of one dataset, going to a place in one output array. Pieces are
- * grouped by chunk, so each chunk is decoded once per read, and the groups are spread over
- * the threads. Everything HDF5 is asked (where a chunk is) happens on the calling thread
- * under the direct state's lock; workers only pread, decode and copy. */
+ * grouped by chunk, so each chunk is decoded once per read, and the groups the cache cannot
+ * serve are spread over the threads. Unfiltered chunks are located (their address) on the
+ * calling thread under the direct state's lock; compressed ones are fetched by the workers
+ * with H5Dread_chunk (HDF5 serializes its calls), then decoded in parallel. */
 #define _GNU_SOURCE
 #include "atoms_priv.h"
 #include "chunkcol.h"
@@ -369,27 +370,15 @@ static int pread_full(int fd, unsigned char *p, size_t n, haddr_t at)
     return 0;
 }
 
-/* Bytes [at, at+n) of the file: from the mapping when it covers them (no copy), else read
- * into `buf`. */
-static const unsigned char *file_bytes(const h5ml_direct *d, haddr_t at, size_t n, unsigned char *buf)
-{
-    if (d->mapped && at + n <= d->mapped_size) return d->mapped + at;
-    return pread_full(d->fd, buf, n, at) < 0 ? NULL : buf;
-}
-
-/* Decodes chunk `a` of column k (full = raw chunk bytes) into out. */
-static int decode(const h5ml_direct *d, const dcol *k, const chunk_at *a, size_t full, decoder *dc, unsigned char *out,
-                  const char **why)
+/* Decodes the chunk of column k that fetch put in dc->in (size and mask in a; full = raw
+ * chunk bytes) into out; a chunk never stored is zeros. */
+static int decode(const dcol *k, const chunk_at *a, size_t full, decoder *dc, unsigned char *out, const char **why)
 {
     if (!a->present) {
         memset(out, 0, full);
         return 0;
     }
-    const unsigned char *in = dc->in; /* fetched already when the chunk was not located */
-    if (a->known) {
-        if (grow(&dc->in, &dc->in_cap, (size_t)a->size) < 0) return *why = "out of memory", -1;
-        if ((in = file_bytes(d, a->addr, (size_t)a->size, dc->in)) == NULL) return *why = "short read", -1;
-    }
+    const unsigned char *in = dc->in;
     bool sh = k->shuffle && !(a->mask & 1u) && k->elem > 1, cz = k->codec && !(a->mask & (k->shuffle ? 2u : 1u));
     unsigned char *dst = out;
     if (sh) {
@@ -455,39 +444,20 @@ static bool from_cache(h5ml_direct *d, const piece *first, int64_t np)
     return i >= 0;
 }
 
-/* One group: every piece of one chunk. Raw chunks: a pread per piece. Filtered: the decoded
- * chunk from the cache, or decoded now and offered to the cache. */
+/* One group: every piece of one chunk the cache did not hold (execute copied the pieces of
+ * located unfiltered chunks already): fetched, decoded, copied out and offered to the cache. */
 static int run_group(job *j, int64_t g, decoder *dc)
 {
     h5ml_direct *d = j->d;
     const piece *first = &j->p[j->group[g]];
     int64_t np = j->group[g + 1] - j->group[g];
     const dcol *k = &d->col[first->col];
-    const chunk_at *a = &k->at[first->chunk];
     size_t full = (size_t)k->chunk_rows * k->row_bytes;
-    if (is_raw(k, a)) {
-        for (int64_t i = 0; i < np; i++) {
-            const piece *p = first + i;
-            haddr_t at = a->addr + (haddr_t)p->row * k->row_bytes;
-            size_t n = (size_t)p->count * k->row_bytes;
-            if ((hsize_t)(p->row + p->count) * k->row_bytes > a->size) return j->why = "short chunk", -1;
-            if (d->mapped && at + n <= d->mapped_size) memcpy(p->dst, d->mapped + at, n);
-            else if (pread_full(d->fd, p->dst, n, at) < 0) return j->why = "short read", -1;
-        }
-        return 0;
-    }
-    if (from_cache(d, first, np)) return 0;
+    chunk_at a = { 0 }; /* an unfiltered chunk here was never stored: zeros */
+    if (k->nfilters > 0 && fetch(k, j->dset[first->col], first->chunk, dc, &a, &j->why) < 0) return -1;
     unsigned char *data = malloc(full);
     if (data == NULL) return j->why = "out of memory", -1;
-    chunk_at fetched;
-    if (k->nfilters > 0) {
-        if (fetch(k, j->dset[first->col], first->chunk, dc, &fetched, &j->why) < 0) {
-            free(data);
-            return -1;
-        }
-        a = &fetched;
-    }
-    if (decode(d, k, a, full, dc, data, &j->why) < 0) {
+    if (decode(k, &a, full, dc, data, &j->why) < 0) {
         free(data);
         return -1;
     }

@@ -405,38 +405,22 @@ static int read_back_failed(h5ml_writer *w, int64_t j)
     return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot read structure %lld back to compare", w->path, (long long)j);
 }
 
-/* h5ml__col_read of rows of column `col` for a comparison, around an HDF5 defect (1.10.8, and
- * H5Dchunk.c still has it): a dataset remembers the last chunk it looked up, and
- * H5Dwrite_chunk leaves there the filter mask the chunk had before the write. A chunk just
- * stored unfiltered (filters skipped: incompressible rows) would then be read through the
- * filters ("inflate() failed", LZF garbage). Looking up another chunk replaces that entry:
- * the one past the dataset's end, never stored (so the lookup itself fails, harmlessly). */
-static int read_stored(h5ml_writer *w, int col, int64_t start, int64_t count, void *dst)
-{
-    column *c = &w->col[col];
-    if (start < c->base) { /* some rows come from the file */
-        if (h5ml__sink_drain(&w->sink) < 0) return -1;
-        hsize_t off[3] = { (hsize_t)((c->extent / c->chunk_rows + 1) * c->chunk_rows), 0, 0 }, size = 0;
-        H5Dget_chunk_storage_size(c->dset, off, &size);
-        H5Eclear2(H5E_DEFAULT);
-    }
-    return h5ml__col_read(c, &w->sink, start, count, dst);
-}
-
 /* *same: whether stored structure j has key k (cheap parts first). */
 static int same_as_stored(h5ml_writer *w, const dedup_key *k, int64_t j, bool *same)
 {
+    colsink *sk = &w->sink;
     int64_t sp[2];
     double cell[9];
     int8_t pbc[3];
     *same = false;
-    if (read_stored(w, COL_NUMBERS_SPLITS, j, 2, sp) < 0) return read_back_failed(w, j);
+    if (h5ml__col_read(&w->col[COL_NUMBERS_SPLITS], sk, j, 2, sp) < 0) return read_back_failed(w, j);
     if (sp[1] - sp[0] != k->natoms) return H5ML_OK;
-    if (read_stored(w, COL_CELLS, j, 1, cell) < 0 || read_stored(w, COL_PBC, j, 1, pbc) < 0) return read_back_failed(w, j);
+    if (h5ml__col_read(&w->col[COL_CELLS], sk, j, 1, cell) < 0 || h5ml__col_read(&w->col[COL_PBC], sk, j, 1, pbc) < 0)
+        return read_back_failed(w, j);
     if (memcmp(cell, k->cell, sizeof cell) != 0 || memcmp(pbc, k->pbc, sizeof pbc) != 0) return H5ML_OK;
     if (reserve_scratch(w, k->natoms) < 0) return h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
-    if (read_stored(w, COL_NUMBERS, sp[0], k->natoms, w->dd_numbers) < 0 ||
-        read_stored(w, COL_POSITIONS, sp[0], k->natoms, w->dd_pos) < 0)
+    if (h5ml__col_read(&w->col[COL_NUMBERS], sk, sp[0], k->natoms, w->dd_numbers) < 0 ||
+        h5ml__col_read(&w->col[COL_POSITIONS], sk, sp[0], k->natoms, w->dd_pos) < 0)
         return read_back_failed(w, j);
     dedup_key stored = { k->natoms, w->dd_numbers, w->dd_pos, cell, pbc };
     *same = h5ml__dedup_equal(k, &stored);

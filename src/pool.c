@@ -24,31 +24,30 @@ struct h5ml_pool {
     bool stop;
 };
 
+/* Runs the oldest queued job, if any (called and returning with p->mu held); false if none. */
+static bool run_queued(h5ml_pool *p)
+{
+    int pick = -1;
+    for (int64_t s = p->head; s < p->tail && pick < 0; s++)
+        if (p->state[s % p->nslots] == QUEUED) pick = (int)(s % p->nslots);
+    if (pick < 0) return false;
+    p->state[pick] = RUNNING;
+    pthread_mutex_unlock(&p->mu);
+    p->slots[pick].run(&p->slots[pick]);
+    pthread_mutex_lock(&p->mu);
+    p->state[pick] = DONE;
+    pthread_cond_broadcast(&p->done);
+    return true;
+}
+
 static void *worker(void *arg)
 {
     h5ml_pool *p = arg;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        int pick = -1;
-        for (int64_t s = p->head; s < p->tail; s++) {
-            int k = (int)(s % p->nslots);
-            if (p->state[k] == QUEUED) {
-                pick = k;
-                break;
-            }
-        }
-        if (pick < 0) {
-            if (p->stop) break;
-            pthread_cond_wait(&p->work, &p->mu);
-            continue;
-        }
-        p->state[pick] = RUNNING;
-        pthread_mutex_unlock(&p->mu);
-        h5ml_job *j = &p->slots[pick];
-        j->run(j);
-        pthread_mutex_lock(&p->mu);
-        p->state[pick] = DONE;
-        pthread_cond_broadcast(&p->done);
+        if (run_queued(p)) continue;
+        if (p->stop) break;
+        pthread_cond_wait(&p->work, &p->mu);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -135,19 +134,7 @@ h5ml_job *h5ml__pool_next(h5ml_pool *p, bool wait)
         }
         if (!wait) break;
         /* Rather than sleep while the oldest job runs, the caller encodes a queued one. */
-        int pick = -1;
-        for (int64_t s = p->head; s < p->tail && pick < 0; s++)
-            if (p->state[s % p->nslots] == QUEUED) pick = (int)(s % p->nslots);
-        if (pick < 0) {
-            pthread_cond_wait(&p->done, &p->mu);
-            continue;
-        }
-        p->state[pick] = RUNNING;
-        pthread_mutex_unlock(&p->mu);
-        p->slots[pick].run(&p->slots[pick]);
-        pthread_mutex_lock(&p->mu);
-        p->state[pick] = DONE;
-        pthread_cond_broadcast(&p->done);
+        if (!run_queued(p)) pthread_cond_wait(&p->done, &p->mu);
     }
     pthread_mutex_unlock(&p->mu);
     return j;

@@ -158,12 +158,12 @@ static int create_part(h5ml_sigwriter *w, int k, part *p, hid_t loc, bool indice
 {
     /* A part known to hold fewer signals than a chunk gets a chunk of just those (at least
      * one): an unfiltered chunk is stored whole, so 16 signals would otherwise take 4 MiB. */
+    int64_t want = w->expect_any ? (w->expect[k] > 0 ? w->expect[k] : 1) : INT64_MAX; /* signals, at least 1 */
     int64_t rows = w->chunk_rows;
-    if (!w->opt[H5ML_SIG_CHUNK_ROWS] && w->expect[k] > 0 && w->expect[k] < rows) rows = w->expect[k];
-    if (!w->opt[H5ML_SIG_CHUNK_ROWS] && w->expect[k] == 0 && w->layout == H5ML_SIG_SPLIT && w->expect_any) rows = 1;
+    if (!w->opt[H5ML_SIG_CHUNK_ROWS] && want < rows) rows = want;
     /* labels and indices are unfiltered, so every chunk is stored whole: small ones */
     int64_t idx_rows = rows > 1024 ? rows : 1024;
-    if (w->expect_any && w->expect[k] < idx_rows) idx_rows = w->expect[k] > 0 ? w->expect[k] : 1;
+    if (want < idx_rows) idx_rows = want;
     int rc = attach(w, &p->signals, make_dataset(w, loc, "signals", H5T_IEEE_F32LE, 2, w->length, rows, true),
                     H5T_NATIVE_FLOAT, 0, "signals");
     if (rc == 0)
