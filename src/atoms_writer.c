@@ -1121,21 +1121,7 @@ static void issue_warnings(h5ml_writer *w, warn_list *lists, int nlists, int64_t
     free(all);
 }
 
-/* Appends rows produced `per` at a time by fill(ctx, first, count, buf) to column c. */
-typedef void (*row_fill)(const void *ctx, int64_t first, int64_t count, void *buf);
-
-static int append_generated(h5ml_writer *w, int col, int64_t n, row_fill fill, const void *ctx)
-{
-    enum { ROWS = 1024 };
-    unsigned char buf[ROWS * 72]; /* the widest per-structure row: a 3x3 cell */
-    for (int64_t at = 0; at < n; at += ROWS) {
-        int64_t k = n - at < ROWS ? n - at : ROWS;
-        fill(ctx, at, k, buf);
-        if (h5ml__col_append(&w->col[col], &w->sink, buf, k) < 0) return -1;
-    }
-    return 0;
-}
-
+/* Per-structure rows written straight into the columns' buffers (h5ml__col_append_fill). */
 typedef struct gen_ctx {
     const h5ml_batch *b;
     const int64_t *off;
@@ -1188,32 +1174,27 @@ static void fill_indices(const void *ctx, int64_t first, int64_t count, void *bu
     for (int64_t i = 0; i < count; i++) out[i] = g->n0 + first + i;
 }
 
-/* Forces as float32, a block at a time, with the statistics of each structure. */
+/* Forces as float32, converted straight into the column's buffer. */
+static void fill_forces(const void *ctx, int64_t first, int64_t count, void *buf)
+{
+    const double *f = ctx;
+    float *out = buf;
+    for (int64_t i = 0; i < 3 * count; i++) out[i] = (float)f[3 * first + i];
+}
+
 static int append_forces_and_stats(h5ml_writer *w, const h5ml_batch *b, const int64_t *off, int64_t n)
 {
-    int64_t k = 0;
-    while (k < n) {
-        int64_t end = k + 1; /* whole structures, about 4096 atoms a block */
-        while (end < n && off[end + 1] - off[k] <= 4096) end++;
-        int64_t na = off[end] - off[k];
-        if (na > w->f32_cap) {
-            float *p = realloc(w->f32, sizeof *p * 3 * (size_t)na);
-            if (p == NULL) return h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
-            w->f32 = p;
-            w->f32_cap = na;
-        }
-        const double *f = b->forces + 3 * (off[k] - off[0]);
-        for (int64_t i = 0; i < 3 * na; i++) w->f32[i] = (float)f[i];
-        if (h5ml__col_append(&w->col[COL_FORCES], &w->sink, w->f32, na) < 0)
-            return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot write %s", w->path, h5ml__cols[COL_FORCES].path);
-        for (int64_t s = k; s < end; s++) {
-            uint8_t pbc[3] = { 0, 0, 0 };
-            if (b->pbc) memcpy(pbc, b->pbc + 3 * s, 3);
-            int has_stress = b->stress && (!b->stress_mask || b->stress_mask[s]);
-            h5ml__stats_add(&w->stats, b->natoms[s], b->numbers + (off[s] - off[0]), b->energies[s], NULL,
-                            w->f32 + 3 * (off[s] - off[k]), has_stress, pbc);
-        }
-        k = end;
+    if (h5ml__col_append_fill(&w->col[COL_FORCES], &w->sink, off[n] - off[0], fill_forces, b->forces) < 0)
+        return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot write %s", w->path, h5ml__cols[COL_FORCES].path);
+    for (int64_t s = 0; s < n; s++) {
+        uint8_t pbc[3] = { 0, 0, 0 };
+        if (b->pbc) memcpy(pbc, b->pbc + 3 * s, 3);
+        int has_stress = b->stress && (!b->stress_mask || b->stress_mask[s]);
+        int64_t a = off[s] - off[0];
+        if (b->natoms[s] > 0)
+            h5ml__stats_add(&w->stats, b->natoms[s], b->numbers + a, b->energies[s], b->forces + 3 * a, NULL, has_stress, pbc);
+        else
+            h5ml__stats_add(&w->stats, 0, NULL, b->energies[s], NULL, NULL, has_stress, pbc);
     }
     return H5ML_OK;
 }
@@ -1230,14 +1211,14 @@ static int append_batch(h5ml_writer *w, const h5ml_batch *b, const int64_t *off,
         e |= h5ml__col_append(&w->col[COL_NUMBERS], sk, b->numbers, atoms);
         e |= h5ml__col_append(&w->col[COL_POSITIONS], sk, b->positions, atoms);
     }
-    e |= append_generated(w, COL_NUMBERS_SPLITS, n, fill_splits, &g);
-    e |= append_generated(w, COL_FORCES_SPLITS, n, fill_splits, &g);
-    e |= append_generated(w, COL_CELLS, n, fill_cells, &g);
-    e |= append_generated(w, COL_PBC, n, fill_pbc, &g);
+    e |= h5ml__col_append_fill(&w->col[COL_NUMBERS_SPLITS], sk, n, fill_splits, &g);
+    e |= h5ml__col_append_fill(&w->col[COL_FORCES_SPLITS], sk, n, fill_splits, &g);
+    e |= h5ml__col_append_fill(&w->col[COL_CELLS], sk, n, fill_cells, &g);
+    e |= h5ml__col_append_fill(&w->col[COL_PBC], sk, n, fill_pbc, &g);
     e |= h5ml__col_append(&w->col[COL_ENERGY], sk, b->energies, n);
-    e |= append_generated(w, COL_STRESS, n, fill_stress, &g);
-    e |= append_generated(w, COL_STRESS_MASK, n, fill_mask, &g);
-    e |= append_generated(w, COL_INDICES, n, fill_indices, &g);
+    e |= h5ml__col_append_fill(&w->col[COL_STRESS], sk, n, fill_stress, &g);
+    e |= h5ml__col_append_fill(&w->col[COL_STRESS_MASK], sk, n, fill_mask, &g);
+    e |= h5ml__col_append_fill(&w->col[COL_INDICES], sk, n, fill_indices, &g);
     if (e) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot write structures %lld..%lld", w->path, (long long)w->n,
                                 (long long)(w->n + n - 1));
     int rc = append_forces_and_stats(w, b, off, n);

@@ -418,16 +418,31 @@ void h5ml__sink_free(colsink *k)
     h5ml__scratch_free(&k->s);
 }
 
+/* A free slot of the pool (writing finished chunks to make room), described as the chunk
+ * at the column's base; NULL on failure. */
+static h5ml_job *take_slot(column *c, colsink *k, int64_t rows)
+{
+    if (h5ml__col_set_extent(c, c->base + rows) < 0) return NULL;
+    h5ml_job *j;
+    while ((j = h5ml__pool_slot(k->pool)) == NULL)
+        if (drain(k, true) < 0) return NULL;
+    j->run = encode_job;
+    j->col = c;
+    j->base = c->base;
+    j->full = (size_t)c->chunk_rows * c->row_bytes;
+    j->disk_known = c->disk_known;
+    j->disk_size = c->disk_size;
+    j->disk_mask = c->disk_mask;
+    return j;
+}
+
 /* Hands the chunk to the pool: a full buffer is swapped for an empty one, a partial one is
  * copied (the column keeps filling it). */
 static int submit(column *c, colsink *k)
 {
     bool partial = c->nbuf < c->chunk_rows;
-    if (h5ml__col_set_extent(c, c->base + c->nbuf) < 0) return -1;
-    h5ml_job *j;
-    while ((j = h5ml__pool_slot(k->pool)) == NULL)
-        if (drain(k, true) < 0) return -1;
-    size_t full = (size_t)c->chunk_rows * c->row_bytes;
+    h5ml_job *j = take_slot(c, k, c->nbuf);
+    if (j == NULL) return -1;
     if (j->raw_cap < c->buf_cap) {
         unsigned char *r = realloc(j->raw, c->buf_cap);
         if (r == NULL) return -1;
@@ -437,14 +452,7 @@ static int submit(column *c, colsink *k)
     if (partial) {
         size_t used = (size_t)c->nbuf * c->row_bytes;
         memcpy(j->raw, c->buf, used);
-        memset(j->raw + used, 0, full - used);
-        j->run = encode_job;
-        j->col = c;
-        j->base = c->base;
-        j->full = full;
-        j->disk_known = c->disk_known;
-        j->disk_size = c->disk_size;
-        j->disk_mask = c->disk_mask;
+        memset(j->raw + used, 0, j->full - used);
         h5ml__pool_submit(k->pool);
         return 0;
     }
@@ -454,13 +462,6 @@ static int submit(column *c, colsink *k)
     c->buf_cap = j->raw_cap;
     j->raw = t;
     j->raw_cap = tc;
-    j->run = encode_job;
-    j->col = c;
-    j->base = c->base;
-    j->full = full;
-    j->disk_known = c->disk_known;
-    j->disk_size = c->disk_size;
-    j->disk_mask = c->disk_mask;
     c->disk_known = false;
     h5ml__pool_submit(k->pool);
     return drain(k, false);
@@ -481,23 +482,15 @@ static int append_whole_chunks(column *c, const unsigned char **p, int64_t *n)
     return 0;
 }
 
-int h5ml__col_append(column *c, colsink *k, const void *src, int64_t n)
+/* Appends n rows, fill() writing them into the buffer a piece at a time. */
+static int append_rows(column *c, colsink *k, int64_t n, h5ml_col_fill fill, const void *ctx)
 {
-    const unsigned char *p = src;
-    if (c->direct && c->pipe.nfilters == 0 && c->nbuf == 0 && n >= c->chunk_rows) {
-        if (append_whole_chunks(c, &p, &n) < 0) return -1;
-        c->nbuf_on_disk = 0;
-        c->partial_bytes = 0;
-        c->partial_raw = false;
-        c->disk_known = false;
-    }
-    while (n > 0) {
+    for (int64_t done = 0; done < n;) {
         int64_t take = c->chunk_rows - c->nbuf;
-        if (take > n) take = n;
-        memcpy(c->buf + (size_t)c->nbuf * c->row_bytes, p, (size_t)take * c->row_bytes);
+        if (take > n - done) take = n - done;
+        fill(ctx, done, take, c->buf + (size_t)c->nbuf * c->row_bytes);
         c->nbuf += take;
-        p += (size_t)take * c->row_bytes;
-        n -= take;
+        done += take;
         if (c->nbuf == c->chunk_rows) {
             int rc = (k->pool && c->direct) ? submit(c, k) : write_buffer(c, &k->s, false);
             if (rc < 0) return -1;
@@ -509,6 +502,41 @@ int h5ml__col_append(column *c, colsink *k, const void *src, int64_t n)
         }
     }
     return 0;
+}
+
+int h5ml__col_append_fill(column *c, colsink *k, int64_t n, h5ml_col_fill fill, const void *ctx)
+{
+    return append_rows(c, k, n, fill, ctx);
+}
+
+typedef struct copy_ctx { const unsigned char *src; size_t row_bytes; } copy_ctx;
+
+static void copy_rows(const void *ctx, int64_t first, int64_t count, void *dst)
+{
+    const copy_ctx *x = ctx;
+    memcpy(dst, x->src + (size_t)first * x->row_bytes, (size_t)count * x->row_bytes);
+}
+
+int h5ml__col_append(column *c, colsink *k, const void *src, int64_t n)
+{
+    const unsigned char *p = src;
+    copy_ctx x = { p, c->row_bytes };
+    bool whole = c->direct && c->pipe.nfilters == 0;
+    if (whole && c->nbuf > 0 && n >= 2 * c->chunk_rows - c->nbuf) { /* complete the buffer's chunk first */
+        int64_t take = c->chunk_rows - c->nbuf;
+        if (append_rows(c, k, take, copy_rows, &x) < 0) return -1;
+        p += (size_t)take * c->row_bytes;
+        n -= take;
+    }
+    if (whole && c->nbuf == 0 && n >= c->chunk_rows) {
+        if (append_whole_chunks(c, &p, &n) < 0) return -1;
+        c->nbuf_on_disk = 0;
+        c->partial_bytes = 0;
+        c->partial_raw = false;
+        c->disk_known = false;
+    }
+    x.src = p;
+    return append_rows(c, k, n, copy_rows, &x);
 }
 
 int h5ml__col_flush(column *c, colsink *k, bool final)

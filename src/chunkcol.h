@@ -74,6 +74,10 @@ void h5ml__unshuffle(const unsigned char *src, unsigned char *dst, size_t n, siz
 int h5ml__col_attach(column *c, hid_t dset, hid_t memtype, int64_t rows, char *why, size_t whylen);
 /* Appends `n` rows from `src` (row_bytes each). */
 int h5ml__col_append(column *c, colsink *k, const void *src, int64_t n);
+/* Appends `n` rows that fill(ctx, first, count, dst) writes straight into the column's
+ * buffer, `count` rows from row `first` of the n at a time. */
+typedef void (*h5ml_col_fill)(const void *ctx, int64_t first, int64_t count, void *dst);
+int h5ml__col_append_fill(column *c, colsink *k, int64_t n, h5ml_col_fill fill, const void *ctx);
 /* Writes every chunk handed to the pool (waiting for the ones still being filtered). */
 int h5ml__sink_drain(colsink *k);
 void h5ml__sink_free(colsink *k);

@@ -156,6 +156,7 @@ typedef struct h5ml_stats {
     double f_max2, f_sumsq;               /* squared max |F|, sum of squared components */
 } h5ml_stats;
 void h5ml__stats_init(h5ml_stats *st);
+/* Forces as stored (float32), given as float32 or as float64 that is rounded to float32. */
 void h5ml__stats_add(h5ml_stats *st, int64_t natoms, const int64_t *numbers, double energy,
                      const double *forces_or_null, const float *forces32_or_null,
                      int has_stress, const uint8_t *pbc);

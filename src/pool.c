@@ -64,7 +64,11 @@ h5ml_pool *h5ml__pool_new(int threads)
     if (threads < 1) return NULL;
     h5ml_pool *p = calloc(1, sizeof *p);
     if (p == NULL) return NULL;
-    p->nslots = 2 * threads + 2;
+    /* Chunks reach the file in order, so a long job (a large chunk, or one that compresses
+     * slowly) holds back the finished ones behind it; with too few slots the workers then
+     * run dry. 16 per thread keeps them busy (2 threads, 100,000 64-atom structures,
+     * gzip 4: 0.85 s with 6 slots, 0.81 s with 10, 0.76 s with 20, 0.75 s with 32). */
+    p->nslots = 16 * threads;
     p->slots = calloc((size_t)p->nslots, sizeof *p->slots);
     p->state = calloc((size_t)p->nslots, sizeof *p->state);
     p->threads = calloc((size_t)threads, sizeof *p->threads);

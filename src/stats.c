@@ -39,9 +39,9 @@ void h5ml__stats_add(h5ml_stats *st, int64_t natoms, const int64_t *numbers, dou
     for (int64_t i = 0; i < natoms; i++) {
         double x, y, z;
         if (f64) {
-            x = f64[3 * i];
-            y = f64[3 * i + 1];
-            z = f64[3 * i + 2];
+            x = (float)f64[3 * i];
+            y = (float)f64[3 * i + 1];
+            z = (float)f64[3 * i + 2];
         } else {
             x = f32[3 * i];
             y = f32[3 * i + 1];

@@ -679,6 +679,55 @@ static void test_roundtrips(void)
     data_free(&small);
 }
 
+/* The writer is done with the caller's rows when add_batch returns, accepted or not, while
+ * chunks are still being compressed: the caller's arrays are overwritten at once, and the
+ * file must still hold what they held. */
+static void scribble(data *d)
+{
+    memset(d->numbers, 0xA5, sizeof *d->numbers * (size_t)d->m);
+    memset(d->pos, 0xA5, sizeof *d->pos * 3 * (size_t)d->m);
+    memset(d->forces, 0xA5, sizeof *d->forces * 3 * (size_t)d->m);
+}
+
+static void test_caller_rows(void)
+{
+    data orig;
+    make_roundtrip(&orig, 9001);
+    /* positions of random bits from structure 4500 on: their chunks are stored unfiltered */
+    for (int64_t a = orig.off[4500]; a < orig.m; a++)
+        for (int c = 0; c < 3; c++) orig.pos[3 * a + c] = bits_double();
+    const char *path = tmpname("rows");
+    for (int p = 0; p < 3; p++) {
+        for (int reject = 0; reject < 2; reject++) {
+            int profile = all_profiles[p];
+            int64_t bad = reject ? 6007 : orig.n; /* a NaN position: the batch stops there */
+            char what[128];
+            snprintf(what, sizeof what, "caller rows %s%s", h5ml_profile_name(profile), reject ? ", rejected structure" : "");
+            bool *keep = xcalloc((size_t)orig.n, sizeof *keep);
+            for (int64_t i = 0; i < orig.n; i++) keep[i] = true;
+            data copy, want;
+            data_select(&copy, &orig, keep);
+            for (int64_t i = 0; i < orig.n; i++) keep[i] = i < bad;
+            data_select(&want, &orig, keep);
+            if (reject) copy.pos[3 * copy.off[bad] + 1] = NAN;
+            wopts o = { .profile = profile, .threads = 2, .chunk_atoms = 97, .chunk_structs = 61 };
+            h5ml_writer *w = open_writer(path, H5ML_CREATE, &o, NULL);
+            CHECK(write_data(w, &copy, 0, 17, WRITE_BATCHES) == H5ML_OK); /* rows already in the buffers */
+            h5ml_batch b = batch_of(&copy, 17, copy.n);
+            int rc = h5ml_writer_add_batch(w, &b);
+            scribble(&copy);
+            CHECK_MSG(rc == (reject ? H5ML_ERR_VALUE : H5ML_OK), "%s: %d %s", what, rc, h5ml_errmsg(w));
+            CHECK_MSG(h5ml_writer_close(w) == H5ML_OK, "%s: close", what);
+            expect_file(path, &want, what);
+            data_free(&copy);
+            data_free(&want);
+            free(keep);
+        }
+    }
+    unlink(path);
+    data_free(&orig);
+}
+
 /* ---- signal caches ------------------------------------------------------------------------ */
 
 /* Signal i of length L: a quantized sine (compresses) or, for i in [lo, hi), random bits. */
@@ -1590,6 +1639,7 @@ int main(void)
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     test_precedence();
     test_roundtrips();
+    test_caller_rows();
     test_signals();
     test_append_other_profile();
     test_dedup_edges();
