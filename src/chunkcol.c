@@ -383,10 +383,24 @@ static int write_buffer(column *c, scratch *s, bool final)
 
 /* ---- the pool path ---- */
 
-static void encode_job(h5ml_job *j)
+/* The job keeps the buffer holding its filtered bytes; the thread takes the job's old one. */
+static void keep_buffer(h5ml_job *j, unsigned char **buf, size_t *cap)
 {
-    j->out = h5ml__pipe_encode(&j->col->pipe, j->col->elem, j->raw, j->full, &j->scratch, &j->out_n, &j->mask, false);
+    unsigned char *t = j->kept;
+    size_t tc = j->kept_cap;
+    j->kept = *buf;
+    j->kept_cap = *cap;
+    *buf = t;
+    *cap = tc;
+    j->out = j->kept;
+}
+
+static void encode_job(h5ml_job *j, scratch *s)
+{
+    j->out = h5ml__pipe_encode(&j->col->pipe, j->col->elem, j->raw, j->full, s, &j->out_n, &j->mask, false);
     j->failed = j->out == NULL;
+    if (j->out && j->out == s->b) keep_buffer(j, &s->b, &s->cap_b);
+    else if (j->out && j->out == s->a) keep_buffer(j, &s->a, &s->cap_a);
 }
 
 /* Writes finished jobs in submission order; waits for them if `wait`. */
@@ -395,7 +409,7 @@ static int drain(colsink *k, bool wait)
     h5ml_job *j;
     while ((j = h5ml__pool_next(k->pool, wait)) != NULL) {
         int rc = j->failed ? -1
-                           : store(j->col, j->base, j->raw, j->full, &j->scratch, j->out, j->out_n, j->mask, j->disk_known,
+                           : store(j->col, j->base, j->raw, j->full, &k->s, j->out, j->out_n, j->mask, j->disk_known,
                                    j->disk_size, j->disk_mask);
         h5ml__pool_retire(k->pool);
         if (rc < 0) return -1;

@@ -22,10 +22,12 @@ struct h5ml_pool {
     int nslots;
     int64_t head, tail; /* jobs [head, tail) are in flight, by sequence number */
     bool stop;
+    scratch *scratch;   /* one per worker, and the caller's (last) */
 };
 
-/* Runs the oldest queued job, if any (called and returning with p->mu held); false if none. */
-static bool run_queued(h5ml_pool *p)
+/* Runs the oldest queued job, if any, with the thread's scratch (called and returning with
+ * p->mu held); false if none. */
+static bool run_queued(h5ml_pool *p, scratch *own)
 {
     int pick = -1;
     for (int64_t s = p->head; s < p->tail && pick < 0; s++)
@@ -33,19 +35,23 @@ static bool run_queued(h5ml_pool *p)
     if (pick < 0) return false;
     p->state[pick] = RUNNING;
     pthread_mutex_unlock(&p->mu);
-    p->slots[pick].run(&p->slots[pick]);
+    p->slots[pick].run(&p->slots[pick], own);
     pthread_mutex_lock(&p->mu);
     p->state[pick] = DONE;
     pthread_cond_broadcast(&p->done);
     return true;
 }
 
+typedef struct worker_arg { h5ml_pool *p; int id; } worker_arg;
+
 static void *worker(void *arg)
 {
-    h5ml_pool *p = arg;
+    h5ml_pool *p = ((worker_arg *)arg)->p;
+    scratch *s = &p->scratch[((worker_arg *)arg)->id];
+    free(arg);
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        if (run_queued(p)) continue;
+        if (run_queued(p, s)) continue;
         if (p->stop) break;
         pthread_cond_wait(&p->work, &p->mu);
     }
@@ -67,20 +73,29 @@ h5ml_pool *h5ml__pool_new(int threads)
     /* Chunks reach the file in order, so a long job (a large chunk, or one that compresses
      * slowly) holds back the finished ones behind it; with too few slots the workers then
      * run dry. 16 per thread keeps them busy (2 threads, 100,000 64-atom structures,
-     * gzip 4: 0.85 s with 6 slots, 0.81 s with 10, 0.76 s with 20, 0.75 s with 32). */
-    p->nslots = 16 * threads;
+     * gzip 4: 0.85 s with 6 slots, 0.81 s with 10, 0.76 s with 20, 0.75 s with 32). A slot
+     * holds up to two chunks (rows and filtered bytes, about 0.8 MB with the default chunk
+     * sizes), so past 4 threads the slots grow by 2 per thread (64 threads: 130 slots). */
+    p->nslots = 16 * threads < 64 ? 16 * threads : 64 > 2 * threads + 2 ? 64 : 2 * threads + 2;
     p->slots = calloc((size_t)p->nslots, sizeof *p->slots);
     p->state = calloc((size_t)p->nslots, sizeof *p->state);
     p->threads = calloc((size_t)threads, sizeof *p->threads);
+    p->scratch = calloc((size_t)threads + 1, sizeof *p->scratch);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->done, NULL);
-    if (!p->slots || !p->state || !p->threads) {
+    if (!p->slots || !p->state || !p->threads || !p->scratch) {
         h5ml__pool_free(p);
         return NULL;
     }
     for (int i = 0; i < threads; i++) {
-        if (pthread_create(&p->threads[i], NULL, worker, p) != 0) break;
+        worker_arg *a = malloc(sizeof *a);
+        if (a == NULL) break;
+        *a = (worker_arg){ p, i };
+        if (pthread_create(&p->threads[i], NULL, worker, a) != 0) {
+            free(a);
+            break;
+        }
         p->nthreads++;
     }
     if (p->nthreads == 0) {
@@ -99,12 +114,14 @@ void h5ml__pool_free(h5ml_pool *p)
     pthread_mutex_unlock(&p->mu);
     for (int i = 0; i < p->nthreads; i++) pthread_join(p->threads[i], NULL);
     for (int k = 0; p->slots && k < p->nslots; k++) h5ml__job_release(&p->slots[k]);
+    for (int k = 0; p->scratch && k <= p->nthreads; k++) h5ml__scratch_free(&p->scratch[k]);
     pthread_cond_destroy(&p->done);
     pthread_cond_destroy(&p->work);
     pthread_mutex_destroy(&p->mu);
     free(p->slots);
     free(p->state);
     free(p->threads);
+    free(p->scratch);
     free(p);
 }
 
@@ -138,7 +155,7 @@ h5ml_job *h5ml__pool_next(h5ml_pool *p, bool wait)
         }
         if (!wait) break;
         /* Rather than sleep while the oldest job runs, the caller encodes a queued one. */
-        if (!run_queued(p)) pthread_cond_wait(&p->done, &p->mu);
+        if (!run_queued(p, &p->scratch[p->nthreads])) pthread_cond_wait(&p->done, &p->mu);
     }
     pthread_mutex_unlock(&p->mu);
     return j;
@@ -163,6 +180,6 @@ int64_t h5ml__pool_pending(h5ml_pool *p)
 void h5ml__job_release(h5ml_job *j)
 {
     free(j->raw);
-    h5ml__scratch_free(&j->scratch);
+    free(j->kept);
     memset(j, 0, sizeof *j);
 }

@@ -6,15 +6,17 @@
 
 typedef struct h5ml_pool h5ml_pool;
 
-/* One chunk to filter. The slot's buffers (raw, scratch) stay with the slot and are reused. */
+/* One chunk to filter. The slot's buffers (raw, out) stay with the slot and are reused; the
+ * compressors and the shuffle buffer belong to the thread that runs the job (`s`). */
 typedef struct h5ml_job {
-    void (*run)(struct h5ml_job *);
+    void (*run)(struct h5ml_job *, scratch *s);
     column *col;
     int64_t base;            /* first row of the chunk */
     unsigned char *raw;      /* chunk bytes (swapped with the column's buffer) */
     size_t raw_cap;
     size_t full;             /* chunk size in bytes */
-    scratch scratch;
+    unsigned char *kept;     /* the filtered bytes, traded for the thread's buffer (s->b) */
+    size_t kept_cap;
     const void *out;         /* result: bytes to store, their size and filter mask */
     size_t out_n;
     uint32_t mask;
