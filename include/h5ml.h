@@ -94,7 +94,8 @@ H5ML_API const char *h5ml_version(void);
     X(ERR_RANGE, "index out of range")                                                     \
     X(ERR_BUSY, "file is being written by another process")                                \
     X(ERR_CHECK, "integrity check failed")                                                 \
-    X(ERR_DIFFER, "files differ")
+    X(ERR_DIFFER, "files differ")                                                          \
+    X(ERR_INTERRUPTED, "interrupted")
 
 typedef enum h5ml_code {
 #define H5ML_X_ENUM(name, text) H5ML_##name,
@@ -131,9 +132,21 @@ H5ML_API int64_t h5ml_warning_count(const void *handle);
 H5ML_API void h5ml_free(void *p);
 
 /* Progress callback for long operations: `done` of `total` units (bytes for an XYZ input,
- * structures otherwise). Return nonzero to cancel (the operation fails with ERR_STATE and
- * rolls back like any other failure). */
+ * structures otherwise), called between whole units of work (structures, batches, signals),
+ * never inside one. Return 0 to go on.
+ *
+ * Return H5ML_PROGRESS_STOP to stop there and keep what was done: the operation returns
+ * ERR_INTERRUPTED ("interrupted"). An atomistic operation (h5ml_convert_xyz,
+ * h5ml_writer_add_file) leaves its writer open holding every structure added so far, each
+ * complete, for the caller to finalize (h5ml_writer_finalize, h5ml_writer_finalize_aside)
+ * or roll back. A signal operation (generate, import, split) discards its unfinished file
+ * as on any failure (a split cache is all or nothing; an existing file stays as it was).
+ * The command line stops this way on SIGTERM and SIGINT.
+ *
+ * Any other nonzero value cancels: the operation fails with ERR_STATE ("cancelled") and
+ * rolls back like any other failure. */
 typedef int (*h5ml_progress_fn)(void *user, int64_t done, int64_t total);
+#define H5ML_PROGRESS_STOP 2
 
 /* ======================================================================================
  * 2. Atomistic writer
@@ -317,6 +330,15 @@ H5ML_API int h5ml_writer_meta_ints(h5ml_writer *w, const char *key, const int64_
  * automatically every H5ML_OPT_CHECKPOINT_MS). */
 H5ML_API int h5ml_writer_checkpoint(h5ml_writer *w);
 
+/* Write failures (a full disk, an I/O error: ERR_IO naming the file and the system's reason,
+ * e.g. "out.h5: cannot write: No space left on device"): the first failed write stops all
+ * writing to the file, so it stays what a killed writer leaves, holding every structure up
+ * to its last checkpoint (h5ml_writer_stats.committed) and openable by any HDF5 reader. The
+ * writer is then broken (h5ml_writer_stats.failed): adding fails, finalize refuses (a
+ * created file is left unfinalized where it is; one that was to replace an existing file is
+ * removed at close, the existing file untouched), rollback of an append refuses. Append
+ * (H5ML_APPEND) continues the file later from what it holds. */
+
 /* Writes buffered data and the /metadata attributes: num_structures, num_atoms,
  * format ("h5ml-atoms"), format_version, created and updated (ISO 8601, UTC),
  * h5ml_version, compression, compression_level, shuffle, chunk_atoms, chunk_structures,
@@ -325,6 +347,14 @@ H5ML_API int h5ml_writer_checkpoint(h5ml_writer *w);
  * force components), num_with_stress, num_periodic, finalized, and the extra metadata.
  * A second call only warns. After finalize, adding fails; the file stays open until close. */
 H5ML_API int h5ml_writer_finalize(h5ml_writer *w);
+
+/* Finalizes like h5ml_writer_finalize, but a created file that was to replace an existing
+ * file stays under its temporary name (PATH.h5ml-PID.tmp), finalized, and the existing file
+ * is left as it was; any other file is finalized where it is. *where (may be NULL) receives
+ * the path of the finalized file, valid until h5ml_writer_close. For an interrupted run
+ * (ERR_INTERRUPTED): what was written is kept, and a complete file is never replaced by a
+ * partial one. */
+H5ML_API int h5ml_writer_finalize_aside(h5ml_writer *w, const char **where);
 
 /* Discards everything added since open: a created file is removed, an appended file is
  * cut back to its length at open. Used by whole-file operations so that bad input leaves
@@ -345,6 +375,10 @@ typedef struct h5ml_writer_stats {
     int64_t warnings;
     int64_t dropped;         /* structures of an unfinished tail cut at open (append, repair) */
     int64_t deduplicated;    /* structures skipped as duplicates (H5ML_OPT_DEDUP); not in added */
+    int64_t committed;       /* structures durable in the file: at open, then at each checkpoint
+                                and at finalize (what a killed writer leaves at least) */
+    int64_t failed;          /* nonzero once a write failed: the writer is broken (see
+                                h5ml_writer_checkpoint); the errno when the system gave one */
 } h5ml_writer_stats;
 H5ML_API void h5ml_writer_get_stats(const h5ml_writer *w, h5ml_writer_stats *out);
 
@@ -364,11 +398,23 @@ H5ML_API h5ml_reader *h5ml_reader_new(void);
 /* A file whose writer has not finalized it (/metadata finalized = 0: still being written, or
  * the writer was killed) may have datasets of unequal length, since each grows on its own;
  * such a file opens as its consistent prefix (the structures every dataset holds whole),
- * with a warning on the handle naming the ignored tail. Any other length disagreement is
+ * with a warning on the handle naming the ignored tail, read in HDF5's SWMR mode (a writer
+ * may still be adding to it: see h5ml_reader_refresh). Any other length disagreement is
  * ERR_SCHEMA. */
 H5ML_API int h5ml_reader_open(h5ml_reader *r, const char *path);
 
 H5ML_API void h5ml_reader_close(h5ml_reader *r);
+
+/* Follows a file that a writer is appending to: reopens the file at the reader's path and
+ * takes its state as it is now, then sets *count (may be NULL) to the new number of
+ * structures N. While an h5ml writer appends, structures appear at each of its checkpoints
+ * (H5ML_OPT_CHECKPOINT_MS), all their data with them, and N never decreases; a file cut
+ * back or replaced meanwhile reads as it now is. Opening follows h5ml_reader_open's rules,
+ * without repeating its warning about an unfinished tail. On error (ERR_STATE if the reader
+ * is not open, or the errors of h5ml_reader_open) the reader keeps its previous state,
+ * still usable, and *count its previous N. Chunks cached for reads are dropped. Not
+ * thread-safe: no other call on this reader may run meanwhile. */
+H5ML_API int h5ml_reader_refresh(h5ml_reader *r, int64_t *count);
 
 /* Memory (bytes) for decompressed chunks kept between reads, set before open; a quarter of
  * it per dataset. Default 256 MiB; 0 keeps HDF5's 1 MiB per dataset. Random reads of a
@@ -520,7 +566,9 @@ H5ML_API int h5ml_xyz_writer_close(h5ml_xyz_writer *xw);
 /* Streams every frame of the extended XYZ file `xyz_path` into the open writer `w`.
  * Malformed input or a rejected structure fails with the message on `w` (naming file,
  * frame and line) after h5ml_writer_rollback(): nothing of this input stays in the file.
- * `progress` (may be NULL) is called with bytes read. */
+ * A failed write (ERR_IO, the writer broken) is not rolled back: the file keeps what it
+ * held at its last checkpoint, as after a crash. `progress` (may be NULL) is called with
+ * bytes read (about every MiB); H5ML_PROGRESS_STOP stops after the last whole frame. */
 H5ML_API int h5ml_convert_xyz(h5ml_writer *w, const char *xyz_path, h5ml_progress_fn progress,
                               void *user);
 
@@ -594,7 +642,8 @@ H5ML_API const char *h5ml_symbol(int z);
  *     generation_date and rng_seed.
  *
  * Files of the original Python tools (same names, h5py-made, attributes possibly missing)
- * are read too.
+ * are read too. h5ml writes signal caches in HDF5 1.8's format (checksummed object headers,
+ * so that damage is reported rather than crashing HDF5 1.10), read by HDF5 1.8 and later.
  * ====================================================================================== */
 
 typedef struct h5ml_sigwriter h5ml_sigwriter;
@@ -678,6 +727,9 @@ typedef struct h5ml_sigwriter_stats {
     int64_t count[3];   /* signals per split (count[0] for a flat file) */
     int64_t total;
     int64_t length;
+    int64_t failed;     /* nonzero once a write failed (a full disk, an I/O error: ERR_IO
+                           "PATH: cannot write: REASON"): from then on nothing is written,
+                           the file is never finalized, a new one is removed at close */
 } h5ml_sigwriter_stats;
 H5ML_API void h5ml_sigwriter_get_stats(const h5ml_sigwriter *w, h5ml_sigwriter_stats *out);
 

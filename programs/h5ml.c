@@ -1,11 +1,13 @@
 /* h5ml: the command line. Parses arguments, calls the library, prints. No format logic.
  *
- * Exit codes: 0 ok, 1 a check or comparison failed, 2 usage or input error. */
+ * Exit codes: 0 ok, 1 a check or comparison failed, 2 usage or input error, 128 + N when
+ * a writing command stopped on signal N (SIGTERM, SIGINT) after finalizing what it wrote. */
 #define _GNU_SOURCE
 #include "h5ml.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <hdf5.h>
 #include <jansson.h>
 #include <limits.h>
 #include <inttypes.h>
@@ -63,6 +65,45 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* ---- SIGTERM and SIGINT -------------------------------------------------------------------
+ * The writing commands (convert, merge, signals generate/import/split) catch them: the
+ * handler only notes the signal, and the library's progress callback, called between whole
+ * structures or batches, asks the operation to stop there (H5ML_PROGRESS_STOP). The command
+ * then finalizes what it wrote, says what and where, and exits 128 + the signal. A second
+ * signal ends the program at once, as the default action would (the file is then what a
+ * killed writer leaves: crash-consistent up to its last checkpoint). */
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int signo)
+{
+    if (stop_signal) {
+        signal(signo, SIG_DFL);
+        raise(signo);
+        return;
+    }
+    stop_signal = signo;
+}
+
+static void catch_stop_signals(void)
+{
+    const int sigs[] = { SIGTERM, SIGINT };
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+        struct sigaction sa, old;
+        /* a signal ignored by whoever started us (nohup, a background job) stays ignored */
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_stop_signal;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESTART;
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+static const char *signal_name(int signo) { return signo == SIGINT ? "SIGINT" : signo == SIGTERM ? "SIGTERM" : "a signal"; }
+
+static int exit_interrupted(void) { return 128 + (int)stop_signal; }
+
 /* ---- warnings and progress -------------------------------------------------------------- */
 
 typedef struct logstate { int shown, max; bool quiet; } logstate;
@@ -95,6 +136,7 @@ static void human_bytes(double b, char *out, size_t len)
 static int on_progress(void *user, int64_t done, int64_t total)
 {
     progress *p = user;
+    if (stop_signal) return H5ML_PROGRESS_STOP;
     if (!p->on) return 0;
     double t = now();
     if (t - p->last < 0.1 && done < total) return 0;
@@ -239,9 +281,76 @@ static const char convert_help[] =
     "  -v, --verbose               show every warning\n"
     "\n"
     "On malformed input or a rejected structure nothing of this input is kept: a new OUT is\n"
-    "removed, an appended OUT is cut back to what it held before.\n";
+    "removed, an appended OUT is cut back to what it held before. On SIGTERM or SIGINT what\n"
+    "was converted is finalized (beside OUT when it would replace a file) and the message\n"
+    "says from which frame --append continues; after a failed write (a full disk) OUT keeps\n"
+    "what it held at its last checkpoint, and the message says the same.\n";
 
 typedef struct kvlist { char **v; int n; } kvlist;
+
+static const char *input_name(const char *in) { return strcmp(in, "-") == 0 ? "standard input" : in; }
+
+/* After a failed write (the writer broken, h5ml.h): what `out` holds now, a file as a crash
+ * leaves it, and how to go on. n0: structures it held before this run (-1: the run failed
+ * as it opened the file, so what it holds is what it held). */
+static void report_kept(const char *in, const char *out, bool replacing, bool dedup, int64_t n0, int64_t committed)
+{
+    if (replacing) {
+        fprintf(stderr, "%s: %s is unchanged (the new file was not completed and is removed)\n", prog, out);
+        return;
+    }
+    h5ml_reader *r = h5ml_reader_new();
+    if (r == NULL || h5ml_reader_open(r, out) != H5ML_OK) {
+        fprintf(stderr, "%s: %s cannot be read back: %s\n", prog, out, h5ml_errmsg(r));
+        h5ml_reader_close(r);
+        return;
+    }
+    int64_t n = h5ml_reader_count(r);
+    h5ml_reader_close(r);
+    if (n0 < 0) n0 = committed = n; /* failed at open: nothing of the input went in */
+    fprintf(stderr, "%s: %s keeps its first %" PRId64 " structures (%" PRId64 " at its last checkpoint), as after a crash; ",
+            prog, out, n, committed);
+    if (in == NULL) fprintf(stderr, "fix the cause and run the command again\n");
+    else if (dedup) fprintf(stderr, "fix the cause, then continue with --append --dedup on all of %s\n", input_name(in));
+    else fprintf(stderr, "fix the cause, then continue with --append from frame %" PRId64 " of %s\n", n - n0, input_name(in));
+}
+
+/* convert stopped by a signal (ERR_INTERRUPTED): finalizes what was written, where it is (a
+ * file meant to replace an existing one stays beside it, so a complete file is never
+ * replaced by a part), says where, and returns the exit status. */
+static int convert_stopped(h5ml_writer *w, const char *in, const char *out, bool replacing, bool dedup, int64_t n0)
+{
+    h5ml_writer_stats st;
+    h5ml_writer_get_stats(w, &st);
+    const char *where = NULL;
+    if (h5ml_writer_finalize_aside(w, &where) != H5ML_OK) {
+        fprintf(stderr, "%s: error: %s\n", prog, h5ml_errmsg(w));
+        h5ml_writer_stats now_st;
+        h5ml_writer_get_stats(w, &now_st);
+        h5ml_writer_close(w);
+        if (now_st.failed) report_kept(in, out, replacing, dedup, n0, now_st.committed);
+        return EXIT_USAGE;
+    }
+    int64_t frames = st.added + st.deduplicated; /* stopped after a whole frame */
+    const char *sig = signal_name(stop_signal), *src = input_name(in);
+    if (strcmp(where, out) != 0)
+        fprintf(stderr,
+                "%s: interrupted by %s: %s is unchanged; the %" PRId64 " structures converted so far are in %s (finalized): "
+                "move it over %s and continue with --append from frame %" PRId64 " of %s\n",
+                prog, sig, out, st.added, where, out, frames, src);
+    else if (n0 > 0)
+        fprintf(stderr,
+                "%s: interrupted by %s: %" PRId64 " structures appended to %s (%" PRId64 " in all, finalized); continue with "
+                "--append from frame %" PRId64 " of %s\n",
+                prog, sig, st.added, out, st.structures, frames, src);
+    else
+        fprintf(stderr,
+                "%s: interrupted by %s: %" PRId64 " structures written to %s (finalized); continue with --append from frame "
+                "%" PRId64 " of %s\n",
+                prog, sig, st.added, out, frames, src);
+    h5ml_writer_close(w);
+    return exit_interrupted();
+}
 
 static int cmd_convert(int argc, char **argv)
 {
@@ -296,7 +405,7 @@ static int cmd_convert(int argc, char **argv)
         case 'l': die_usage("--labels applies to pickle input, which the Python module reads: h5ml.convert_pickle_to_hdf5()");
         case 'q': quiet = true; break;
         case 'v': verbose = true; break;
-        case 'h': fputs(convert_help, stdout); return EXIT_OK;
+        case 'h': free(meta.v); fputs(convert_help, stdout); return EXIT_OK;
         default: bad_option("convert", c, argv);
         }
     }
@@ -342,27 +451,49 @@ static int cmd_convert(int argc, char **argv)
     if (strcmp(in, "-") != 0 && h5ml_writer_meta_string(w, "source_file", in) != H5ML_OK) return fail(w);
     free(meta.v);
     double t0 = now();
+    struct stat sb0;
+    bool replacing = !append && stat(out, &sb0) == 0;
+    catch_stop_signals();
+    h5ml_writer_stats st;
     if (h5ml_writer_open(w, out, append ? H5ML_APPEND : H5ML_CREATE) != H5ML_OK) {
         int rc = fail(w);
+        h5ml_writer_get_stats(w, &st);
         h5ml_writer_close(w);
+        struct stat sb;
+        if (st.failed && append && stat(out, &sb) == 0)
+            report_kept(in, out, false, dedup, -1, 0);
+        else if (st.failed && replacing)
+            report_kept(in, out, true, dedup, 0, 0);
+        else if (st.failed)
+            fprintf(stderr, "%s: nothing written to %s; fix the cause and run the command again\n", prog, out);
         return rc;
     }
+    h5ml_writer_get_stats(w, &st);
+    int64_t n0 = st.structures;
     progress p = progress_start("converting", quiet);
     p.w = w;
     int rc = h5ml_convert_xyz(w, in, on_progress, &p);
+    if (rc == H5ML_ERR_INTERRUPTED) {
+        progress_clear(&p);
+        return convert_stopped(w, in, out, replacing, dedup, n0);
+    }
     if (rc != H5ML_OK) {
         if (p.on) fprintf(stderr, "\n");
         fprintf(stderr, "%s: error: %s\n", prog, h5ml_errmsg(w));
-        fprintf(stderr, "%s: nothing of %s was written to %s\n", prog, in, out);
+        h5ml_writer_get_stats(w, &st);
         h5ml_writer_close(w);
+        if (st.failed) report_kept(in, out, replacing, dedup, n0, st.committed);
+        else fprintf(stderr, "%s: nothing of %s was written to %s\n", prog, in, out);
         return EXIT_USAGE;
     }
-    h5ml_writer_stats st;
     h5ml_writer_get_stats(w, &st);
     rc = h5ml_writer_finalize(w);
     if (rc != H5ML_OK) {
         rc = fail(w);
+        h5ml_writer_stats fst;
+        h5ml_writer_get_stats(w, &fst);
         h5ml_writer_close(w);
+        if (fst.failed) report_kept(in, out, replacing, dedup, n0, fst.committed);
         return rc;
     }
     h5ml_writer_close(w);
@@ -966,8 +1097,11 @@ static int cmd_merge(int argc, char **argv)
             die_usage("the output %s is also an input", out);
     }
     double t0 = now();
+    bool replacing = stat(out, &so) == 0;
+    catch_stop_signals();
     /* Every input is opened (and its schema checked) before the output is created, so a bad
-     * input leaves nothing behind; a failure while copying rolls the output back. */
+     * input leaves nothing behind; a failure while copying rolls the output back (a failed
+     * write leaves it as a crash would). */
     int nin = argc - optind, rc = EXIT_OK;
     h5ml_reader **in = calloc((size_t)nin, sizeof *in);
     for (int i = 0; i < nin && rc == EXIT_OK; i++) {
@@ -996,11 +1130,22 @@ static int cmd_merge(int argc, char **argv)
         if (no_validate) h5ml_writer_set(w, H5ML_OPT_VALIDATE, -1);
         if (h5ml_writer_open(w, out, H5ML_CREATE) != H5ML_OK) rc = fail(w);
     }
-    for (int i = 0; i < nin && rc == EXIT_OK; i++) {
+    int64_t total = 0;
+    for (int i = 0; i < nin; i++) total += in[i] ? h5ml_reader_count(in[i]) : 0;
+    bool stopped = false;
+    for (int i = 0; i < nin && rc == EXIT_OK && !stopped; i++) {
         progress p = progress_start("merging", quiet);
-        if (h5ml_writer_add_file(w, in[i], on_progress, &p) != H5ML_OK) {
+        int e = h5ml_writer_add_file(w, in[i], on_progress, &p);
+        h5ml_writer_stats fst;
+        h5ml_writer_get_stats(w, &fst);
+        if (e == H5ML_ERR_INTERRUPTED) {
+            stopped = true;
+        } else if (e != H5ML_OK) {
             fprintf(stderr, "%s: error: %s\n", prog, h5ml_errmsg(w));
-            h5ml_writer_rollback(w);
+            if (!fst.failed) h5ml_writer_rollback(w);
+            h5ml_writer_close(w);
+            w = NULL;
+            if (fst.failed) report_kept(NULL, out, replacing, false, 0, fst.committed);
             rc = EXIT_USAGE;
         }
     }
@@ -1008,9 +1153,30 @@ static int cmd_merge(int argc, char **argv)
     free(in);
     h5ml_writer_stats st;
     h5ml_writer_get_stats(w, &st);
-    if (rc == EXIT_OK && h5ml_writer_finalize(w) != H5ML_OK) rc = fail(w);
+    const char *where = out;
+    if (rc == EXIT_OK && (stopped ? h5ml_writer_finalize_aside(w, &where) : h5ml_writer_finalize(w)) != H5ML_OK) {
+        rc = fail(w);
+        h5ml_writer_stats fst;
+        h5ml_writer_get_stats(w, &fst);
+        if (fst.failed) {
+            h5ml_writer_close(w);
+            w = NULL;
+            report_kept(NULL, out, replacing, false, 0, fst.committed);
+        }
+    }
+    if (rc == EXIT_OK && stopped) {
+        if (strcmp(where, out) != 0)
+            fprintf(stderr, "%s: interrupted by %s: %s is unchanged; the %" PRId64 " of %" PRId64
+                    " structures merged so far are in %s (finalized); run the merge again for all of them\n",
+                    prog, signal_name(stop_signal), out, st.structures, total, where);
+        else
+            fprintf(stderr, "%s: interrupted by %s: %" PRId64 " of %" PRId64
+                    " structures merged into %s (finalized); run the merge again for all of them\n",
+                    prog, signal_name(stop_signal), st.structures, total, out);
+        rc = exit_interrupted();
+    }
     h5ml_writer_close(w);
-    if (rc == EXIT_OK && !quiet) {
+    if (rc == EXIT_OK && !stopped && !quiet) {
         printf("merged %d files into %s: %" PRId64 " structures (%" PRId64 " atoms) in %.2f s", nin, out, st.structures,
                st.atoms, now() - t0);
         if (dedup) printf("; %" PRId64 " duplicate%s skipped", st.deduplicated, st.deduplicated == 1 ? "" : "s");
@@ -1144,23 +1310,34 @@ static void sig_begin(sigrun *run, const sigopts *o, const char *what)
     run->p = progress_start(what, o->quiet);
     run->p.unit = "signals";
     run->t0 = now();
+    catch_stop_signals();
 }
 
 /* Closes the writer after the operation returned `rc`; on failure prints the library's
- * message and returns false (the library has left no output file). */
-static bool sig_end(sigrun *run, int rc)
+ * message and returns the exit status (the library has left no output file: a signal cache
+ * is written whole or not at all, an interrupted one included), else -1. */
+static int sig_end(sigrun *run, const char *out, int rc)
 {
     progress_clear(&run->p);
-    if (rc != H5ML_OK) {
+    if (rc == H5ML_ERR_INTERRUPTED) {
+        fprintf(stderr, "%s: interrupted by %s: nothing written to %s (a signal cache is written whole or not at all; an "
+                "existing file is left as it was); run the command again\n", prog, signal_name(stop_signal), out);
+    } else if (rc != H5ML_OK) {
         fail(run->w);
+        h5ml_sigwriter_get_stats(run->w, &run->st);
+        if (run->st.failed)
+            fprintf(stderr, "%s: nothing written to %s (an existing file is left as it was); fix the cause and run the command "
+                    "again\n", prog, out);
+    }
+    if (rc != H5ML_OK) {
         h5ml_set_log(run->w, NULL, NULL); /* the error is the one line printed */
         h5ml_sigwriter_rollback(run->w);
         h5ml_sigwriter_close(run->w);
-        return false;
+        return rc == H5ML_ERR_INTERRUPTED ? exit_interrupted() : EXIT_USAGE;
     }
     h5ml_sigwriter_get_stats(run->w, &run->st);
     h5ml_sigwriter_close(run->w);
-    return true;
+    return -1;
 }
 
 /* The end of a summary line: ": train 770, val 165, test 165; 451.20 MB in 3.21 s". */
@@ -1222,7 +1399,8 @@ static int cmd_signals_generate(int argc, char **argv)
     if (optind < argc) die_usage("unexpected argument '%s' (see h5ml signals generate --help)", argv[optind]);
     sigrun run;
     sig_begin(&run, &so, "generating");
-    if (!sig_end(&run, h5ml_signals_generate(run.w, so.out, &g, on_progress, &run.p))) return EXIT_USAGE;
+    int ec = sig_end(&run, so.out, h5ml_signals_generate(run.w, so.out, &g, on_progress, &run.p));
+    if (ec >= 0) return ec;
     if (!so.quiet) {
         printf("generated %" PRId64 " signals (%" PRId64 " classes x %" PRId64 ", %" PRId64 " samples at %g Hz) into %s",
                run.st.total, run.st.total / g.per_class, g.per_class, run.st.length, g.rate, so.out);
@@ -1291,7 +1469,8 @@ static int cmd_signals_import(int argc, char **argv)
         die_usage("--flat writes no splits: %s does not apply", split_opt ? split_opt : "--no-stratify");
     sigrun run;
     sig_begin(&run, &so, "importing");
-    if (!sig_end(&run, h5ml_signals_import(run.w, dir, so.out, &io, on_progress, &run.p))) return EXIT_USAGE;
+    int ec = sig_end(&run, so.out, h5ml_signals_import(run.w, dir, so.out, &io, on_progress, &run.p));
+    if (ec >= 0) return ec;
     if (!so.quiet) {
         printf("imported %" PRId64 " signals of %" PRId64 " samples from %s into %s%s", run.st.total, run.st.length, dir,
                so.out, io.flat ? " (flat)" : "");
@@ -1343,7 +1522,8 @@ static int cmd_signals_split(int argc, char **argv)
     if (optind < argc) die_usage("unexpected argument '%s' (see h5ml signals split --help)", argv[optind]);
     sigrun run;
     sig_begin(&run, &so, "splitting");
-    if (!sig_end(&run, h5ml_signals_split(run.w, in, so.out, ratios, stratify, seed, on_progress, &run.p))) return EXIT_USAGE;
+    int ec = sig_end(&run, so.out, h5ml_signals_split(run.w, in, so.out, ratios, stratify, seed, on_progress, &run.p));
+    if (ec >= 0) return ec;
     if (!so.quiet) {
         printf("split %" PRId64 " signals of %s into %s (%s, seed %" PRIu64 ")", run.st.total, in, so.out,
                stratify ? "stratified" : "not stratified", seed);
@@ -1390,7 +1570,8 @@ static const char main_help[] =
     "\n"
     "inspect, verify and diff take atomistic datasets and signal caches alike.\n"
     "Run 'h5ml COMMAND --help' for the options of a command.\n"
-    "Exit codes: 0 ok, 1 a check or comparison failed, 2 usage or input error.\n";
+    "Exit codes: 0 ok, 1 a check or comparison failed, 2 usage or input error, 128+N when\n"
+    "SIGTERM or SIGINT (N) stopped a writing command, which first finalized what it wrote.\n";
 
 static const char version_help[] =
     "usage: h5ml version\n"
@@ -1400,6 +1581,10 @@ static const char version_help[] =
 int main(int argc, char **argv)
 {
     opterr = 0;
+    /* HDF5's exit handler only closes what h5ml has closed already, and after errors on a
+     * damaged file (a failed checksum, say) it prints "HDF5: infinite loop closing library"
+     * about objects HDF5 itself leaked: the program owns the process, so it goes without. */
+    H5dont_atexit();
     if (argc < 2) {
         fputs(main_help, stderr);
         return EXIT_USAGE;

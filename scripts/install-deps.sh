@@ -1,10 +1,12 @@
 #!/bin/sh
-# Installs the Debian packages h5ml needs to build, test and run its demo.
+# Installs the Debian packages h5ml needs to build, test and run its demo, or the packages
+# named as arguments (`make fuzz`: clang libclang-rt-14-dev).
 # As root it runs apt-get; otherwise it prints the command to run.
 set -eu
 
 PKGS="build-essential cmake pkg-config libhdf5-dev hdf5-tools liblzf-dev libjansson-dev zlib1g-dev libdeflate-dev libmatio-dev
 python3-dev python3-h5py python3-numpy python3-ase python3-pytest python3-scipy python3-tqdm python3-torch"
+[ $# -gt 0 ] && PKGS="$*"
 
 missing=""
 for p in $PKGS; do

@@ -8,6 +8,9 @@
  * consistent prefix) is tolerated: the reader shows the prefix, *dropped tells how many
  * structures the longest per-structure dataset had beyond it. */
 int h5ml__reader_open_recover(h5ml_reader *r, const char *path, int64_t *dropped);
+/* Whether a write of w failed (h5ml.h, h5ml_writer_checkpoint): its file must not be rolled
+ * back or finalized. */
+bool h5ml__writer_broken(const h5ml_writer *w);
 /* Statistics of the whole file: from /metadata when `trust_attrs` and they are complete and
  * agree with the data length, otherwise computed from the data. */
 int h5ml__reader_stats(h5ml_reader *r, h5ml_stats *st, bool trust_attrs);

@@ -26,6 +26,7 @@ struct h5ml_reader {
     int64_t cache_bytes; /* decompressed-chunk memory budget (h5ml_reader_set_cache) */
     h5ml_direct *direct; /* direct chunk reads, or NULL */
     int threads;
+    bool apart;      /* open the file apart from other opens of it in the process (refresh) */
     int64_t *splits; /* n+1 */
     /* storage of h5ml_reader_get */
     int64_t cap;
@@ -130,6 +131,19 @@ static int64_t open_column(h5ml_reader *r, int c)
     bool sok = rank == d->rank;
     if (sok && d->rank == 2) sok = dims[1] == (hsize_t)d->ncols;
     if (sok && d->rank == 3) sok = dims[1] == 3 && dims[2] == 3;
+    size_t row_bytes = (size_t)d->ncols * (d->kind == 'f' ? 4 : d->kind == 'b' ? 1 : 8);
+    hsize_t file_size = 0;
+    if (tok && sok &&
+        (H5Fget_filesize(r->file, &file_size) < 0 || !h5ml__rows_plausible(r->dset[c], (int64_t)dims[0], row_bytes, (int64_t)file_size))) {
+        h5ml__fail(&r->base, H5ML_ERR_SCHEMA, "%s: /%s claims %llu rows, more than the file's %llu bytes can hold (corrupt file?)",
+                   r->path, d->path, (unsigned long long)dims[0], (unsigned long long)file_size);
+        return -1;
+    }
+    if (tok && sok && !h5ml__lzf_params_ok(r->dset[c])) {
+        h5ml__fail(&r->base, H5ML_ERR_SCHEMA, "%s: /%s: the chunk size its LZF filter records is not its chunks' (corrupt file?)",
+                   r->path, d->path);
+        return -1;
+    }
     if (!tok || !sok) {
         char got[64];
         if (rank == 1) snprintf(got, sizeof got, "(%llu,)", (unsigned long long)dims[0]);
@@ -211,14 +225,29 @@ static int open_impl(h5ml_reader *r, const char *path, int64_t *dropped)
      * bytes, the others cannot use more than their size. */
     if (r->cache_bytes > 0) H5Pset_cache(fapl, 0, 10007, (size_t)(r->cache_bytes / 4), 0.75);
     else H5Pset_cache(fapl, 0, 521, 1 << 20, 0.75);
+    if (r->apart) h5ml__safe_open_apart(true);
     r->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    bool live = r->file >= 0 && unfinished(r->file);
+    if (live) {
+        /* A writer may have it open: read it in SWMR mode, where HDF5 reads a metadata block
+         * again when its checksum fails (the writer's checkpoint caught half-way) instead of
+         * failing at once. Files of the older format cannot: plain again. */
+        H5Fclose(r->file);
+        r->file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+        if (r->file < 0) {
+            H5Eclear2(H5E_DEFAULT);
+            r->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+        }
+    }
+    if (r->file < 0) h5ml__h5_save(); /* the reason, before H5Pclose clears HDF5's error stack */
+    if (r->apart) h5ml__safe_open_apart(false);
     H5Pclose(fapl);
     if (r->file < 0) return h5ml__fail_h5(&r->base, H5ML_ERR_IO, "%s: cannot open", path);
     /* A file an h5ml writer has not finalized (still writing, or killed) may hold datasets of
      * unequal length: each grows a chunk at a time and reaches the disk on its own. Its
      * content is the consistent prefix; the tail beyond it is not part of the dataset yet. */
     int64_t tail = 0;
-    if (dropped == NULL && unfinished(r->file)) dropped = &tail;
+    if (dropped == NULL && live) dropped = &tail;
     int64_t len[COL_COUNT];
     for (int c = 0; c < COL_COUNT; c++)
         if ((len[c] = open_column(r, c)) < 0) return r->base.code;
@@ -267,7 +296,7 @@ static int open_impl(h5ml_reader *r, const char *path, int64_t *dropped)
         r->info = H5Dopen2(r->file, H5ML_INFO_PATH, H5P_DEFAULT);
         hid_t t = r->info >= 0 ? H5Dget_type(r->info) : -1;
         hsize_t d[3];
-        bool ok = t >= 0 && H5Tget_class(t) == H5T_STRING && h5ml__dims(r->info, d) == 1 &&
+        bool ok = t >= 0 && H5Tget_class(t) == H5T_STRING && h5ml__dims(r->info, d) == 1 && h5ml__lzf_params_ok(r->info) &&
                   (d[0] == (hsize_t)n || (dropped && d[0] >= (hsize_t)n));
         if (t >= 0) H5Tclose(t);
         if (!ok) return h5ml__fail(&r->base, H5ML_ERR_SCHEMA, "%s: /%s must be %lld strings", path, H5ML_INFO_PATH, (long long)n);
@@ -275,7 +304,8 @@ static int open_impl(h5ml_reader *r, const char *path, int64_t *dropped)
     return H5ML_OK;
 }
 
-static int open_common(h5ml_reader *r, const char *path, int64_t *dropped)
+/* `warn`: warn about an ignored unfinished tail (not on refreshes, which would repeat it). */
+static int open_common(h5ml_reader *r, const char *path, int64_t *dropped, bool warn)
 {
     if (r == NULL) return H5ML_ERR_ARG;
     if (path == NULL) return h5ml__fail(&r->base, H5ML_ERR_ARG, "no input path given");
@@ -294,7 +324,7 @@ static int open_common(h5ml_reader *r, const char *path, int64_t *dropped)
     }
     if (rc) close_file(r);
     else h5ml__ok(&r->base);
-    if (rc == H5ML_OK && dropped == NULL && r->tail > 0)
+    if (rc == H5ML_OK && dropped == NULL && warn && r->tail > 0)
         h5ml__warn(&r->base,
                    "%s: not finalized by its writer (still writing, or interrupted): reading the %lld structures "
                    "up to its last consistent point and ignoring an unfinished tail of %lld; appending or "
@@ -304,12 +334,55 @@ static int open_common(h5ml_reader *r, const char *path, int64_t *dropped)
     return rc;
 }
 
-int h5ml_reader_open(h5ml_reader *r, const char *path) { return open_common(r, path, NULL); }
+int h5ml_reader_open(h5ml_reader *r, const char *path) { return open_common(r, path, NULL, true); }
 
 int h5ml__reader_open_recover(h5ml_reader *r, const char *path, int64_t *dropped)
 {
     *dropped = 0;
-    return open_common(r, path, dropped);
+    return open_common(r, path, dropped, true);
+}
+
+/* Exchanges what two readers hold of their open files. */
+static void swap_files(h5ml_reader *a, h5ml_reader *b)
+{
+#define SWAP(x)                      \
+    do {                             \
+        __typeof__(a->x) t_ = a->x;  \
+        a->x = b->x;                 \
+        b->x = t_;                   \
+    } while (0)
+    SWAP(file);
+    for (int c = 0; c < COL_COUNT; c++) SWAP(dset[c]);
+    SWAP(info);
+    SWAP(mt_pbc);
+    SWAP(mt_mask);
+    SWAP(n);
+    SWAP(m);
+    SWAP(tail);
+    SWAP(direct);
+    SWAP(splits);
+#undef SWAP
+}
+
+int h5ml_reader_refresh(h5ml_reader *r, int64_t *count)
+{
+    if (r == NULL) return H5ML_ERR_ARG;
+    if (count) *count = r->n;
+    if (r->file < 0) return h5ml__fail(&r->base, H5ML_ERR_STATE, "the reader is not open");
+    /* The file is opened afresh (its metadata as it is now on disk, datasets created since
+     * included) beside the open one, which stays in use if that fails. Apart: HDF5 would
+     * otherwise give the new open the state of the old one. */
+    h5ml_reader *t = h5ml_reader_new();
+    if (t == NULL) return h5ml__fail(&r->base, H5ML_ERR_NOMEM, "out of memory");
+    t->cache_bytes = r->cache_bytes;
+    t->threads = r->threads;
+    t->apart = true;
+    int rc = open_common(t, r->path, NULL, false);
+    if (rc == H5ML_OK) swap_files(r, t);
+    else h5ml__copy_error(&r->base, &t->base);
+    h5ml_reader_close(t);
+    if (count) *count = r->n;
+    return rc ? rc : h5ml__ok(&r->base);
 }
 
 void h5ml_reader_close(h5ml_reader *r)

@@ -42,6 +42,10 @@ struct h5ml_writer {
     bool is_open, finalized, created, swmr, rolled_back;
     double last_ckpt;
     int64_t added, checkpoints, dropped;
+    int64_t committed;    /* structures durable in the file (at open, last checkpoint, finalize) */
+    const int *ioerr;     /* the driver's failed-write errno while the file is open (safefile.c) */
+    int64_t broken;       /* a write failed: errno (or -1); nothing more is written or finalized */
+    char *kept_path;      /* the file h5ml_writer_finalize_aside finalized under tmp_path */
     h5ml_attrlist meta;   /* the caller's extra /metadata attributes */
     /* per-add scratch */
     float *f32;
@@ -112,6 +116,37 @@ int h5ml_writer_set(h5ml_writer *w, h5ml_option opt, int64_t value)
 }
 
 static int64_t opt(const h5ml_writer *w, h5ml_option o) { return w->opt[o] ? w->opt[o] : bounds[o].def; }
+
+/* ---- write failures ----------------------------------------------------------------------
+ * (h5ml.h, h5ml_writer_checkpoint) The driver stops writing at the first failed write and
+ * lets HDF5 believe in success (safefile.c), so the writer asks after each call that can
+ * write, and a writer whose write failed writes nothing more. */
+
+/* The file being written: the temporary one until it is moved into place. */
+static const char *file_path(const h5ml_writer *w) { return w->tmp_path ? w->tmp_path : w->path; }
+
+/* Marks the writer broken with errno e (0: not a write failure, e.g. an HDF5 error) and
+ * fails with ERR_IO; keeps an earlier message naming the same failure. */
+static int broke(h5ml_writer *w, int e)
+{
+    if (w->broken) return w->base.code ? w->base.code : H5ML_ERR_IO;
+    w->broken = e ? e : -1;
+    if (e) return h5ml__fail(&w->base, H5ML_ERR_IO, "%s: cannot write: %s", w->path, strerror(e));
+    return w->base.code ? w->base.code : h5ml__fail(&w->base, H5ML_ERR_IO, "%s: cannot write", w->path);
+}
+
+/* After a call that may have written: rc, or ERR_IO if a write failed. An ERR_IO or
+ * ERR_HDF5 of the writing itself breaks the writer too: what it left half-appended must not
+ * be finalized. */
+static int io_check(h5ml_writer *w, int rc)
+{
+    int e = w->ioerr ? __atomic_load_n(w->ioerr, __ATOMIC_RELAXED) : 0;
+    if (e || w->broken) return broke(w, e);
+    if (rc == H5ML_ERR_IO || rc == H5ML_ERR_HDF5) return broke(w, 0);
+    return rc;
+}
+
+bool h5ml__writer_broken(const h5ml_writer *w) { return w && w->broken; }
 
 /* ---- locking -------------------------------------------------------------------------- */
 
@@ -270,6 +305,12 @@ static int create_schema(h5ml_writer *w)
     H5Tclose(bool_t);
     hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
     H5Pset_attr_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED); /* inspect lists them in order */
+    /* Attributes stay in the group's object header (HDF5 moves them to "dense" storage, a
+     * fractal heap and two B-trees, past 8 by default). SWMR orders the writes of object
+     * headers, not those of dense storage: a writer stopped inside a checkpoint (killed, or
+     * its disk full) could leave the B-trees counting attributes whose heap blocks never
+     * reached the disk, and /metadata unreadable. */
+    H5Pset_attr_phase_change(gcpl, 1000, 1000);
     w->g_meta = H5Gcreate2(w->file, "metadata", H5P_DEFAULT, gcpl, H5P_DEFAULT);
     H5Pclose(gcpl);
     if (w->g_meta < 0 || write_static_attrs(w) < 0 || h5ml__stats_write(w->g_meta, &w->stats) < 0)
@@ -348,12 +389,14 @@ static int open_create(h5ml_writer *w)
         unlink(w->tmp_path);
         return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot create", w->path);
     }
+    w->ioerr = h5ml__safe_error_flag(w->file);
     w->created = true;
     h5ml__stats_init(&w->stats);
     rc = create_schema(w);
     if (rc == 0) rc = start_swmr(w);
     if (rc == 0 && h5ml__safe_flush(w->file) < 0)
         rc = h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot write", w->path);
+    rc = io_check(w, rc); /* a file whose making failed never appears at the path */
     if (rc == 0 && !w->replacing) rc = move_into_place(w);
     if (rc) {
         unlink(w->tmp_path);
@@ -563,8 +606,10 @@ static int open_append(h5ml_writer *w, bool repair)
     }
     hid_t fapl = h5ml__fapl_safe();
     w->file = H5Fopen(w->path, H5F_ACC_RDWR, fapl);
+    if (w->file < 0) h5ml__h5_save(); /* the reason (a reader's file lock...), before H5Pclose clears it */
     H5Pclose(fapl);
     if (w->file < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot open for appending", w->path);
+    w->ioerr = h5ml__safe_error_flag(w->file);
     w->dropped = dropped;
     if (dropped > 0) {
         h5ml__warn(&w->base, "%s: dropped an unfinished tail of %lld structure(s) left by an interrupted writer",
@@ -603,7 +648,7 @@ static int open_append(h5ml_writer *w, bool repair)
         w->info_existed = true;
     }
     w->info_written = w->n;
-    return start_swmr(w);
+    return io_check(w, start_swmr(w));
 }
 
 static void reset(h5ml_writer *w)
@@ -614,6 +659,7 @@ static void reset(h5ml_writer *w)
     if (w->g_meta >= 0) H5Gclose(w->g_meta);
     if (w->file >= 0) H5Fclose(w->file);
     w->info = w->g_meta = w->file = H5I_INVALID_HID;
+    w->ioerr = NULL;
     for (int64_t k = w->info_written; k < w->n && w->info_pending; k++) free(w->info_pending[k - w->info_written]);
     free(w->info_pending);
     w->info_pending = NULL;
@@ -639,7 +685,7 @@ int h5ml_writer_open(h5ml_writer *w, const char *path, h5ml_mode mode)
     if (threads == 0) threads = h5ml__default_threads();
     if (rc == H5ML_OK && threads > 1 && w->pipe.codec != PIPE_NONE) w->sink.pool = h5ml__pool_new((int)threads);
     if (rc == H5ML_OK) {
-        w->n0 = w->n;
+        w->n0 = w->committed = w->n;
         w->m0 = w->m;
         w->stats0 = w->stats;
         w->is_open = true;
@@ -885,7 +931,7 @@ int h5ml_writer_add(h5ml_writer *w, const h5ml_structure *s)
     if (w == NULL) return H5ML_ERR_ARG;
     h5ml_h5quiet q;
     h5ml__h5_quiet(&q);
-    int rc = add_one(w, s);
+    int rc = io_check(w, w->broken ? H5ML_OK : add_one(w, s));
     if (rc == H5ML_OK) h5ml__ok(&w->base);
     h5ml__h5_restore(&q);
     return rc;
@@ -1408,7 +1454,7 @@ int h5ml_writer_add_batch(h5ml_writer *w, const h5ml_batch *b)
         return h5ml__fail(&w->base, H5ML_ERR_ARG, "batch arrays missing (natoms and energies are required)");
     h5ml_h5quiet q;
     h5ml__h5_quiet(&q);
-    int rc = add_batch(w, b);
+    int rc = io_check(w, w->broken ? H5ML_OK : add_batch(w, b));
     if (rc == H5ML_OK) h5ml__ok(&w->base);
     h5ml__h5_restore(&q);
     return rc;
@@ -1425,17 +1471,36 @@ static int flush_all(h5ml_writer *w, bool final)
     return flush_info(w);
 }
 
+/* Writes the file's metadata with that of the per-atom datasets and /labels/info (with the
+ * global heap of its strings, and the /labels group that links it) first, then the splits
+ * and the other per-structure datasets. An HDF5 flush alone writes in file-address order,
+ * which put /structures/atomic_numbers_splits and /labels/energy before /labels/forces: a
+ * reader beside the writer (h5py in SWMR mode, h5ml_reader_refresh) could count a
+ * structure whose atoms had not reached the file. The chunks themselves are written before
+ * (flush_all), and SWMR writes a dataset's chunk index before its extent. */
+static int flush_file(h5ml_writer *w)
+{
+    hid_t labels = w->info >= 0 ? H5Gopen2(w->file, "labels", H5P_DEFAULT) : H5I_INVALID_HID;
+    const hid_t first[] = { w->col[COL_NUMBERS].dset, w->col[COL_POSITIONS].dset, w->col[COL_FORCES].dset, w->info, labels };
+    int e = h5ml__safe_flush_first(w->file, first, (int)(sizeof first / sizeof *first));
+    if (labels >= 0) H5Gclose(labels);
+    if (e < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot flush", w->path);
+    return H5ML_OK;
+}
+
 static int checkpoint(h5ml_writer *w)
 {
     /* Two flushes: the data and extents reach the disk before the /metadata that counts them,
      * so after a kill the attributes describe at most what the datasets hold. */
     int rc = flush_all(w, false);
+    if (rc == H5ML_OK) rc = flush_file(w);
     if (rc) return rc;
-    if (h5ml__safe_flush(w->file) < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot flush", w->path);
     if (h5ml__stats_write(w->g_meta, &w->stats) < 0)
         return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot write /metadata", w->path);
     if (h5ml__safe_flush(w->file) < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot flush", w->path);
+    if ((rc = io_check(w, H5ML_OK)) != H5ML_OK) return rc;
     w->checkpoints++;
+    w->committed = w->n;
     w->last_ckpt = now_ms();
     return H5ML_OK;
 }
@@ -1446,7 +1511,7 @@ int h5ml_writer_checkpoint(h5ml_writer *w)
     if (!w->is_open) return h5ml__fail(&w->base, H5ML_ERR_STATE, "the writer is not open");
     h5ml_h5quiet q;
     h5ml__h5_quiet(&q);
-    int rc = checkpoint(w);
+    int rc = io_check(w, w->broken ? H5ML_OK : checkpoint(w));
     if (rc == H5ML_OK) h5ml__ok(&w->base);
     h5ml__h5_restore(&q);
     return rc;
@@ -1458,6 +1523,8 @@ static int meta_key_ok(h5ml_writer *w, const char *key)
     h5ml__ok(&w->base);
     if (key == NULL || !*key || strchr(key, '/'))
         return h5ml__fail(&w->base, H5ML_ERR_ARG, "invalid metadata key '%s' (empty or contains '/')", key ? key : "");
+    /* Keys and strings that are not UTF-8 vanished from h5ml_reader_metadata (fuzz_json_meta). */
+    if (!h5ml__utf8_ok(key)) return h5ml__fail(&w->base, H5ML_ERR_ARG, "metadata key '%s' is not valid UTF-8", key);
     for (const char *const *r = reserved_keys; *r; r++)
         if (strcmp(*r, key) == 0)
             return h5ml__fail(&w->base, H5ML_ERR_ARG, "metadata key '%s' is reserved for h5ml's own attributes", key);
@@ -1474,6 +1541,8 @@ int h5ml_writer_meta_string(h5ml_writer *w, const char *key, const char *value)
 {
     if (w == NULL) return H5ML_ERR_ARG;
     int rc = meta_key_ok(w, key);
+    if (rc == H5ML_OK && value && !h5ml__utf8_ok(value))
+        rc = h5ml__fail(&w->base, H5ML_ERR_ARG, "metadata '%s': the value is not valid UTF-8", key);
     return rc ? rc : meta_stored(w, h5ml__attrs_str(&w->meta, key, value));
 }
 
@@ -1531,8 +1600,8 @@ int h5ml_writer_meta_ints(h5ml_writer *w, const char *key, const int64_t *v, siz
 static int finalize(h5ml_writer *w)
 {
     int rc = flush_all(w, true);
+    if (rc == H5ML_OK) rc = flush_file(w);
     if (rc) return rc;
-    if (h5ml__safe_flush(w->file) < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot flush", w->path);
     char ts[32];
     h5ml__iso8601(ts);
     if (h5ml__stats_write(w->g_meta, &w->stats) < 0 || h5ml__attr_str(w->g_meta, "updated", ts) < 0 ||
@@ -1540,6 +1609,22 @@ static int finalize(h5ml_writer *w)
         return h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot write /metadata", w->path);
     if (h5ml__safe_flush(w->file) < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot flush", w->path);
     return H5ML_OK;
+}
+
+/* Finalizes and closes; `move`: a file made to replace another takes its place. A broken
+ * writer only closes: its file keeps its last checkpoint, unfinalized. */
+static int finalize_close(h5ml_writer *w, bool move)
+{
+    int rc = io_check(w, w->broken ? H5ML_OK : finalize(w));
+    reset(w);
+    /* The file's last writes happen as it closes. */
+    int e = w->broken ? 0 : h5ml__safe_path_error(file_path(w));
+    if (e) rc = broke(w, e);
+    if (rc == H5ML_OK && move && w->replacing && w->tmp_path) rc = move_into_place(w);
+    if (rc == H5ML_OK) w->committed = w->n;
+    unlock(w);
+    w->finalized = true;
+    return rc;
 }
 
 int h5ml_writer_finalize(h5ml_writer *w)
@@ -1552,12 +1637,30 @@ int h5ml_writer_finalize(h5ml_writer *w)
     if (!w->is_open) return h5ml__fail(&w->base, H5ML_ERR_STATE, "the writer is not open");
     h5ml_h5quiet q;
     h5ml__h5_quiet(&q);
-    int rc = finalize(w);
-    reset(w);
-    if (rc == H5ML_OK && w->replacing && w->tmp_path) rc = move_into_place(w);
-    unlock(w);
-    w->finalized = true;
+    int rc = finalize_close(w, true);
     if (rc == H5ML_OK) h5ml__ok(&w->base);
+    h5ml__h5_restore(&q);
+    return rc;
+}
+
+int h5ml_writer_finalize_aside(h5ml_writer *w, const char **where)
+{
+    if (where) *where = NULL;
+    if (w == NULL) return H5ML_ERR_ARG;
+    if (w->finalized || !w->is_open) {
+        int rc = h5ml_writer_finalize(w);
+        if (where && rc == H5ML_OK) *where = w->kept_path ? w->kept_path : w->path;
+        return rc;
+    }
+    h5ml_h5quiet q;
+    h5ml__h5_quiet(&q);
+    int rc = finalize_close(w, false);
+    if (rc == H5ML_OK && w->tmp_path) { /* kept beside the file it was to replace */
+        w->kept_path = w->tmp_path;
+        w->tmp_path = NULL;
+    }
+    if (rc == H5ML_OK) h5ml__ok(&w->base);
+    if (where && rc == H5ML_OK) *where = w->kept_path ? w->kept_path : w->path;
     h5ml__h5_restore(&q);
     return rc;
 }
@@ -1566,6 +1669,14 @@ static int rollback(h5ml_writer *w)
 {
     bool created = w->created;
     int rc = H5ML_OK;
+    if (w->broken && !created) {
+        /* Cutting the file back means writing to it: leave it as a crash would. */
+        reset(w);
+        return h5ml__fail(&w->base, H5ML_ERR_IO,
+                          "%s: not rolled back after a failed write; it holds what it had at its last checkpoint (%lld "
+                          "structures) and an append continues it",
+                          w->path, (long long)w->committed);
+    }
     /* Drop the buffers without writing them, then undo what reached the file. */
     w->info_any = false;
     reset(w);
@@ -1587,6 +1698,8 @@ static int rollback(h5ml_writer *w)
         rc = h5ml__fail_h5(&w->base, H5ML_ERR_HDF5, "%s: cannot restore /metadata", w->path);
     if (g >= 0) H5Gclose(g);
     if (H5Fclose(f) < 0 && rc == H5ML_OK) rc = h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot close", w->path);
+    int e = h5ml__safe_path_error(w->path);
+    if (e && rc == H5ML_OK) rc = h5ml__fail(&w->base, H5ML_ERR_IO, "%s: cannot roll back: %s", w->path, strerror(e));
     return rc;
 }
 
@@ -1626,6 +1739,7 @@ int h5ml_writer_close(h5ml_writer *w)
     free(w->f32);
     h5ml__sink_free(&w->sink);
     free(w->tmp_path);
+    free(w->kept_path);
     free(w->path);
     free(w);
     return rc;
@@ -1643,4 +1757,6 @@ void h5ml_writer_get_stats(const h5ml_writer *w, h5ml_writer_stats *out)
     out->warnings = w->base.warnings;
     out->dropped = w->dropped;
     out->deduplicated = w->deduplicated;
+    out->committed = w->committed;
+    out->failed = w->broken;
 }

@@ -184,6 +184,13 @@ static herr_t attr_cb(hid_t loc, const char *name, const H5A_info_t *info, void 
     return 0;
 }
 
+bool h5ml__utf8_ok(const char *s)
+{
+    json_t *t = json_string(s); /* jansson checks UTF-8 as JSON needs it */
+    json_decref(t);
+    return t != NULL;
+}
+
 char *h5ml__attrs_json(hid_t loc)
 {
     json_t *obj = json_object();

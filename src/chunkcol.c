@@ -191,6 +191,7 @@ static size_t lzf_chunk(scratch *s, const unsigned char *data, size_t n, size_t 
     size_t noise = 0;
     if (plane > 0)
         while (noise + 2 * plane <= n && plane_is_noise(s, data + noise, plane)) noise += plane;
+    if (n - noise < 4) noise = n; /* lzf_compress reads two bytes even of one; a few bytes never shrink */
     size_t cap = keep ? n + n / 16 + 64 : n; /* LZF's worst case fits in n + n/16 + 64 */
     if (reserve(&s->b, &s->cap_b, cap) < 0) return (size_t)-1;
     size_t w = 0;

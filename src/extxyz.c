@@ -109,6 +109,8 @@ void h5ml_xyz_reader_close(h5ml_xyz_reader *x)
     free(x);
 }
 
+static int perr(h5ml_xyz_reader *x, int64_t line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* ---- lines ------------------------------------------------------------------------------ */
 
 static int fill(h5ml_xyz_reader *x)
@@ -148,6 +150,13 @@ static int next_line(h5ml_xyz_reader *x, char **p, size_t *len)
             x->line++;
             if (n > 0 && s[n - 1] == '\r') n--;
             s[n] = 0; /* the newline (or spare capacity) becomes the terminator */
+            /* A NUL byte would cut keys and values short where they become C strings (fuzz:
+             * "0\n\0\r1 0\n" made the key "\0" an empty key that was written back as ""=T
+             * and read back as part of the previous value). Text has none. */
+            if (memchr(s, 0, n) != NULL) {
+                perr(x, x->line, "line %lld contains a NUL byte (not a text file?)", (long long)x->line);
+                return -1;
+            }
             *p = s;
             *len = n;
             return 1;
@@ -158,8 +167,6 @@ static int next_line(h5ml_xyz_reader *x, char **p, size_t *len)
         else if (fill(x) != H5ML_OK) return -1;
     }
 }
-
-static int perr(h5ml_xyz_reader *x, int64_t line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static int perr(h5ml_xyz_reader *x, int64_t line, const char *fmt, ...)
 {
@@ -326,11 +333,15 @@ static json_t *convert_value(const char *key, const char *v)
         }
     }
     if (strncmp(v, "_JSON ", 6) == 0) {
-        json_t *j = json_loads(v + 6, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        /* No NUL inside strings: it would cut them short as C strings (and in the file's
+         * UTF-8 strings), so such a value stays text. */
+        json_t *j = json_loads(v + 6, JSON_DECODE_ANY, NULL);
         if (j) return j;
     }
     return json_string(v);
 }
+
+json_t *h5ml__xyz_value(const char *key, const char *v) { return convert_value(key, v); }
 
 static bool to_double(json_t *e, double *out)
 {
@@ -376,6 +387,11 @@ static int parse_properties(h5ml_xyz_reader *x, int64_t line, const char *spec)
         if (type == NULL || cols == NULL)
             return perr(x, line, "Properties=%s is not a list of name:type:columns", spec);
         if (x->nprops == MAX_COLS) return perr(x, line, "too many Properties (more than %d)", MAX_COLS);
+        /* The name becomes a JSON key (fuzz: a name with bytes that are not UTF-8 made the
+         * column vanish from the metadata), and is not cut short. */
+        if (strlen(name) >= sizeof x->props[0].name)
+            return perr(x, line, "property name '%.60s...' is longer than %zu bytes", name, sizeof x->props[0].name - 1);
+        if (!h5ml__utf8_ok(name)) return perr(x, line, "property name '%s' is not valid UTF-8", name);
         prop *p = &x->props[x->nprops];
         memset(p, 0, sizeof *p);
         snprintf(p->name, sizeof p->name, "%s", name);
@@ -469,6 +485,14 @@ static int parse_comment(h5ml_xyz_reader *x, h5ml_xyz_frame *f, char *line, size
     h->properties = default_props;
     for (int k = 0; k < n && rc == H5ML_OK; k++) {
         const char *key = kvs[k].key, *val = kvs[k].has_val ? kvs[k].val : "T";
+        if (!*key) { /* "=5" or '""=5' first on the line: no key to store it under, nor to write back */
+            rc = perr(x, f->line + 1, "empty key before '=%s'", val);
+            break;
+        }
+        if (!h5ml__utf8_ok(key)) { /* a JSON key: it would be dropped from the metadata */
+            rc = perr(x, f->line + 1, "key '%s' is not valid UTF-8", key);
+            break;
+        }
         if (strcmp(key, "Properties") == 0) {
             rc = parse_properties(x, f->line + 1, val);
             h->properties = NULL;
@@ -566,24 +590,28 @@ static int parse_atom(h5ml_xyz_reader *x, int64_t line, char *s, size_t len, int
                     return perr(x, line, "%s of atom %lld: '%.*s' is not a number", pr->name, (long long)i, (int)tl, t);
                 (pr->role == CT_POS ? x->positions : x->forces)[3 * i + k] = d;
                 break;
-            case CT_EXTRA:
+            case CT_EXTRA: /* errors free the row (fuzz: a bad value in a multi-column extra leaked it) */
                 if (pr->type == 'R') {
                     if (h5ml__parse_double(t, p, &d) != p)
-                        return perr(x, line, "%s of atom %lld: '%.*s' is not a number", pr->name, (long long)i, (int)tl, t);
+                        return json_decref(row),
+                               perr(x, line, "%s of atom %lld: '%.*s' is not a number", pr->name, (long long)i, (int)tl, t);
                     v = real_json(d);
                 } else if (pr->type == 'I') {
                     if (h5ml__parse_int(t, p, &iv) != p)
-                        return perr(x, line, "%s of atom %lld: '%.*s' is not an integer", pr->name, (long long)i, (int)tl, t);
+                        return json_decref(row),
+                               perr(x, line, "%s of atom %lld: '%.*s' is not an integer", pr->name, (long long)i, (int)tl, t);
                     v = json_integer(iv);
                 } else if (pr->type == 'L') {
                     bool tr = (tl == 1 && *t == 'T') || (tl == 4 && !strncmp(t, "True", 4));
                     bool fa = (tl == 1 && *t == 'F') || (tl == 5 && !strncmp(t, "False", 5));
                     if (!tr && !fa)
-                        return perr(x, line, "%s of atom %lld: '%.*s' is not T or F", pr->name, (long long)i, (int)tl, t);
+                        return json_decref(row),
+                               perr(x, line, "%s of atom %lld: '%.*s' is not T or F", pr->name, (long long)i, (int)tl, t);
                     v = json_boolean(tr);
                 } else {
                     v = json_stringn(t, tl);
-                    if (v == NULL) return perr(x, line, "%s of atom %lld is not valid UTF-8", pr->name, (long long)i);
+                    if (v == NULL)
+                        return json_decref(row), perr(x, line, "%s of atom %lld is not valid UTF-8", pr->name, (long long)i);
                 }
                 if (row) json_array_append_new(row, v);
                 else json_array_append_new(pr->data, v);
@@ -618,7 +646,9 @@ static int read_frame(h5ml_xyz_reader *x, h5ml_xyz_frame *f)
     int64_t natoms;
     if (h5ml__parse_int(b, e, &natoms) != e || natoms < 0)
         return perr(x, f->line, "expected the number of atoms, found '%.*s'", (int)(e - b > 60 ? 60 : e - b), b);
-    if (grow_atoms(x, natoms) != H5ML_OK) return x->base.code;
+    /* The arrays grow with the atom lines actually read, not to the count announced (fuzz: a
+     * count of 98436300 in a 4 KB file allocated 5.5 GB up front). */
+    if (grow_atoms(x, natoms < 256 ? natoms : 256) != H5ML_OK) return x->base.code;
     got = next_line(x, &s, &len);
     if (got < 0) return x->base.code;
     if (got == 0) return perr(x, f->line, "file ends after the atom count (no comment line)");
@@ -632,6 +662,7 @@ static int read_frame(h5ml_xyz_reader *x, h5ml_xyz_frame *f)
         got = next_line(x, &s, &len);
         if (got < 0) rc = x->base.code;
         else if (got == 0) rc = perr(x, f->line, "file ends after %lld of %lld atom lines", (long long)i, (long long)natoms);
+        else if (i >= x->acap && grow_atoms(x, 2 * i) != H5ML_OK) rc = x->base.code;
         else rc = parse_atom(x, x->line, s, len, i, &have_forces);
     }
     if (rc == H5ML_OK) {

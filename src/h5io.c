@@ -218,6 +218,25 @@ int64_t h5ml__attr_get_i64s(hid_t loc, const char *name, int64_t **out)
     return n;
 }
 
+/* Deflate packs at most 1032 bytes into one (LZF and shuffle less): more data than that from
+ * a file's bytes is a corrupt or hostile file, whose dimensions h5ml would otherwise believe
+ * when it allocates (fuzz/regressions/atoms_reader/splits-2e61-rows-overflow.h5: a 6 KB file
+ * declaring 2^61 structures made the reader's splits allocation wrap to 0 bytes and HDF5
+ * write past it). Datasets of a few MiB pass whatever their storage (never-written chunks
+ * read as the fill value). */
+bool h5ml__rows_plausible(hid_t dset, int64_t rows, size_t row_bytes, int64_t file_size)
+{
+    const uint64_t small = (uint64_t)16 << 20, ratio = 1100;
+    if (rows < 0) return false;
+    if (rows == 0 || row_bytes == 0) return true;
+    if ((uint64_t)rows > UINT64_MAX / row_bytes) return false;
+    uint64_t bytes = (uint64_t)rows * row_bytes;
+    if (bytes <= small) return true;
+    uint64_t stored = H5Dget_storage_size(dset);
+    if (file_size >= 0 && stored > (uint64_t)file_size) stored = (uint64_t)file_size;
+    return stored <= UINT64_MAX / ratio && bytes <= stored * ratio;
+}
+
 int h5ml__dims(hid_t dset, hsize_t dims[3])
 {
     hid_t s = H5Dget_space(dset);
@@ -229,12 +248,74 @@ int h5ml__dims(hid_t dset, hsize_t dims[3])
     return rank;
 }
 
+/* HDF5 1.10 reads a stored chunk into a buffer of the size its chunk index records and,
+ * without filters, copies a whole chunk out of it: a chunk recorded shorter than its shape
+ * overran that buffer (fuzz: a signal dataset whose filters were gone kept its 43-byte
+ * compressed chunks, read as 128). So the chunks holding rows [start, start+count) of an
+ * unfiltered chunked dataset must be recorded whole (or not at all: fill value). They are
+ * looked up in the index (no data read) with H5Dget_chunk_info_by_coord, which walks the
+ * whole index in HDF5 1.10 (H5Dget_chunk_storage_size reports the shape's size instead):
+ * datasets of more than 4096 chunks are not checked, to keep reads linear. Filtered datasets
+ * and other layouts pass. */
+bool h5ml__chunks_whole(hid_t dset, int64_t start, int64_t count)
+{
+    hid_t dcpl = H5Dget_create_plist(dset), type = H5Dget_type(dset), space = H5Dget_space(dset);
+    hsize_t chunk[H5S_MAX_RANK], dims[H5S_MAX_RANK], off[H5S_MAX_RANK];
+    bool ok = true;
+    bool check = dcpl >= 0 && type >= 0 && space >= 0 && count > 0 && H5Pget_layout(dcpl) == H5D_CHUNKED &&
+                 H5Pget_nfilters(dcpl) == 0;
+    hsize_t nchunks = 0;
+    if (check && H5Dget_num_chunks(dset, space, &nchunks) < 0) ok = check = false; /* an index HDF5 cannot walk */
+    if (check && nchunks > 4096) check = false;
+    if (check) {
+        int rank = H5Pget_chunk(dcpl, H5S_MAX_RANK, chunk);
+        uint64_t bytes = H5Tget_size(type), trail = 1;
+        if (H5Tget_class(type) == H5T_VLEN || H5Tis_variable_str(type) > 0) {
+            /* stored as a 4-byte length, a global heap address and a 4-byte index */
+            hid_t file = H5Iget_file_id(dset), fcpl = file >= 0 ? H5Fget_create_plist(file) : H5I_INVALID_HID;
+            size_t addr = 8, sz = 8;
+            if (fcpl >= 0) H5Pget_sizes(fcpl, &addr, &sz);
+            bytes = 4 + addr + 4;
+            if (fcpl >= 0) H5Pclose(fcpl);
+            if (file >= 0) H5Fclose(file);
+        }
+        ok = rank >= 1 && H5Sget_simple_extent_dims(space, dims, NULL) == rank;
+        for (int k = 0; ok && k < rank; k++) {
+            ok = chunk[k] > 0 && bytes <= UINT32_MAX;
+            bytes *= chunk[k];
+            if (k > 0 && ok) trail *= (dims[k] + chunk[k] - 1) / chunk[k];
+        }
+        hsize_t first = ok ? (hsize_t)start / chunk[0] : 1, last = ok ? ((hsize_t)start + (hsize_t)count - 1) / chunk[0] : 0;
+        for (hsize_t c = first; ok && trail <= (1u << 20) && c <= last; c++) {
+            for (uint64_t t = 0; ok && t < trail; t++) {
+                uint64_t rest = t;
+                off[0] = c * chunk[0];
+                for (int k = rank - 1; k > 0; k--) {
+                    hsize_t nk = (dims[k] + chunk[k] - 1) / chunk[k];
+                    off[k] = (rest % nk) * chunk[k];
+                    rest /= nk;
+                }
+                unsigned mask = 0;
+                haddr_t addr = HADDR_UNDEF;
+                hsize_t size = 0;
+                if (H5Dget_chunk_info_by_coord(dset, off, &mask, &addr, &size) >= 0)
+                    ok = addr == HADDR_UNDEF || size == bytes; /* (an address with size 0 too: fuzz) */
+            }
+        }
+    }
+    H5Eclear2(H5E_DEFAULT);
+    if (space >= 0) H5Sclose(space);
+    if (type >= 0) H5Tclose(type);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    return ok;
+}
+
 int h5ml__read_rows(hid_t dset, hid_t memtype, int64_t start, int64_t count, void *buf)
 {
     if (count == 0) return 0;
     hsize_t dims[3] = { 0, 0, 0 };
     int rank = h5ml__dims(dset, dims);
-    if (rank < 1) return -1;
+    if (rank < 1 || !h5ml__chunks_whole(dset, start, count)) return -1;
     hsize_t off[3] = { (hsize_t)start, 0, 0 }, cnt[3] = { (hsize_t)count, dims[1], dims[2] };
     hid_t fs = H5Dget_space(dset);
     hid_t ms = H5Screate_simple(rank, cnt, NULL);

@@ -54,16 +54,41 @@ int h5ml__init(void);
 /* ---- file driver (safefile.c) ---- */
 /* A file access property list using h5ml's crash-consistent driver and the latest format. */
 hid_t h5ml__fapl_safe(void);
+/* h5ml's driver with HDF5 1.8's format (readable by HDF5 1.8 and later; checksummed object
+ * headers), for files written without SWMR (signal caches): POSIX I/O as sec2, and a failed
+ * write stops all writing (h5ml__safe_error). */
+hid_t h5ml__fapl_write(void);
 /* A plain read-only file access property list (sec2), with a modest chunk cache. */
 hid_t h5ml__fapl_read(void);
 uint32_t h5ml__lookup3(const void *key, size_t length, uint32_t initval);
 /* H5Fflush with the metadata writes of the flush held in memory and written back to back at
  * its end (files on h5ml's driver; a plain H5Fflush otherwise). Returns 0 or -1. */
 int h5ml__safe_flush(hid_t file);
+/* While on (this thread), files opened with h5ml's driver get their own HDF5 state even when
+ * the process has them open already (HDF5 would otherwise share that open's state, so that
+ * the new open saw no more than the old one did). */
+void h5ml__safe_open_apart(bool on);
+/* h5ml__safe_flush with the metadata of the objects first[0..nfirst) (ids <= 0 skipped;
+ * H5Oflush, which also takes the global heaps) made and written before the rest, in that
+ * order: an HDF5 flush otherwise orders its writes by file address, whatever they mean. */
+int h5ml__safe_flush_first(hid_t file, const hid_t *first, int nfirst);
+/* The errno of the first write to `file` that failed (0: none, or not h5ml's driver). From
+ * that write on nothing more reaches the file and HDF5 is told writes succeed, so callers
+ * must ask after writing (see safefile.c). Thread-safe. */
+int h5ml__safe_error(hid_t file);
+/* Where that errno is kept while `file` is open (NULL: not h5ml's driver), for writers that
+ * ask after every call: read it with __atomic_load_n. */
+const int *h5ml__safe_error_flag(hid_t file);
+/* The same for the file at `path` once closed: the errno of a failed write during the last
+ * session that opened it for writing through h5ml's driver (0: none). */
+int h5ml__safe_path_error(const char *path);
 
 /* ---- LZF filter (lzf_filter.c) ---- */
 #define H5ML_FILTER_LZF 32000
 int h5ml__lzf_register(void);
+/* Whether an LZF-filtered dataset's recorded chunk size (cd_values[2], which the filter
+ * requires of every decoded chunk) is its chunk shape's; true for other datasets. */
+bool h5ml__lzf_params_ok(hid_t dset);
 
 /* ---- HDF5 helpers (h5io.c) ---- */
 hid_t h5ml__bool_type(void); /* h5py's numpy-bool enum; caller closes */
@@ -84,6 +109,12 @@ int h5ml__attr_get_f64(hid_t loc, const char *name, double *v);
 char *h5ml__attr_get_str(hid_t loc, const char *name);
 /* Reads an integer array attribute; returns count or -1; *out malloc'd. */
 int64_t h5ml__attr_get_i64s(hid_t loc, const char *name, int64_t **out);
+/* Whether a dataset can hold `rows` rows of `row_bytes` bytes as the file (of file_size
+ * bytes, -1 unknown) stores it: checked before h5ml allocates from a file's dimensions. */
+bool h5ml__rows_plausible(hid_t dset, int64_t rows, size_t row_bytes, int64_t file_size);
+/* Whether the chunks of rows [start, start+count) of an unfiltered chunked dataset are stored
+ * whole, as HDF5 needs before it reads them (true for other datasets). */
+bool h5ml__chunks_whole(hid_t dset, int64_t start, int64_t count);
 /* Current dims of a dataset (up to 3); returns rank or -1. */
 int h5ml__dims(hid_t dset, hsize_t dims[3]);
 /* Reads rows [start, start+count) of a dataset with `ncols` fixed trailing elements into
@@ -106,6 +137,9 @@ int h5ml__attrs_strs(h5ml_attrlist *l, const char *key, const char *const *v, si
 /* Writes them in order onto loc (a later value of a key replaces an earlier one). */
 int h5ml__attrs_write(hid_t loc, const h5ml_attrlist *l);
 void h5ml__attrs_free(h5ml_attrlist *l);
+/* Whether s is valid UTF-8: names and strings h5ml stores are read back as JSON, which takes
+ * nothing else (and HDF5 is told they are UTF-8). */
+bool h5ml__utf8_ok(const char *s);
 /* The attributes of an HDF5 object as one JSON object (numbers, bools, strings, arrays),
  * malloc'd; NULL when out of memory. */
 char *h5ml__attrs_json(hid_t loc);
@@ -122,6 +156,13 @@ char *h5ml__tmp_name(const char *path);
 /* Every dataset of two open files, names, dtypes, shapes and values; the first difference
  * is ERR_DIFFER with the message on `base` (pa, pb: the files' names for it). */
 int h5ml__diff_datasets(h5ml_base *base, hid_t fa, hid_t fb, const char *pa, const char *pb);
+
+/* ---- extended XYZ (extxyz.c) ---- */
+/* The value the XYZ reader makes of the text `v` of key `key` in a comment line (an
+ * integer, float, bool, array of them, _JSON value or string, as ASE converts it); new
+ * reference, NULL for text that is not UTF-8. The writer asks it whether a string would
+ * read back as itself. */
+struct json_t *h5ml__xyz_value(const char *key, const char *v);
 
 /* ---- numbers (numfmt.c) ---- */
 /* Parses a decimal/exponent float from [p, end); returns pointer past it or NULL. Exact

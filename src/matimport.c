@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <matio.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -11,7 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
 
 /* The SPEC's fault names; labels are the indices. Must match h5ml__fault_names in
  * siggen.c: kept here rather than referenced so the MATLAB import builds and is tested on
@@ -480,7 +484,31 @@ typedef struct mat_scan {
     char shape[64];    /* ... its shape, for the messages           */
     char desc[96];     /* ... its class, for the messages           */
     var_list vars;
+    char **seen;       /* the top-level names met so far            */
+    size_t nseen, capseen;
 } mat_scan;
+
+/* Whether a top-level variable of this name came before (and notes the name). libmatio reads
+ * a variable by name as the first of that name, so a later one of the same name cannot be
+ * read: it is no candidate (fuzz: a vector 'sig' after an empty 'sig' was chosen, then read
+ * by name as the empty one). Out of memory, a name counts as new. */
+static int seen_before(mat_scan *s, const char *name)
+{
+    for (size_t k = 0; k < s->nseen; k++)
+        if (strcmp(s->seen[k], name) == 0)
+            return 1;
+    if (s->nseen == s->capseen) {
+        size_t cap = s->capseen ? 2 * s->capseen : 16;
+        char **p = realloc(s->seen, cap * sizeof *p);
+        if (!p)
+            return 0;
+        s->seen = p;
+        s->capseen = cap;
+    }
+    if ((s->seen[s->nseen] = strdup(name)) != NULL)
+        s->nseen++;
+    return 0;
+}
 
 static int copy_name(char *dst, const char *src)
 {
@@ -540,7 +568,10 @@ static void find_largest(mat_scan *s, matvar_t *v)
     unsigned nf = Mat_VarGetNumberOfFields(v);
     for (unsigned i = 0; fields && i < nf; i++) {
         matvar_t *f = Mat_VarGetStructFieldByIndex(v, i, 0);
-        if (f && fields[i])
+        int dup = 0; /* a field is read by name too: the first of its name */
+        for (unsigned j = 0; fields[i] && j < i && !dup; j++)
+            dup = fields[j] && strcmp(fields[j], fields[i]) == 0;
+        if (f && fields[i] && !dup)
             consider(s, f, v->name, fields[i]);
     }
 }
@@ -550,12 +581,16 @@ static void scan_vars(mat_t *mat, mat_scan *s)
 {
     matvar_t *v;
     while ((v = Mat_VarReadNextInfo(mat)) != NULL) {
-        if (v->name) {
+        /* A variable without a name cannot be asked for (fuzz: one with an empty name was
+         * chosen and then could not be read by its name): not a candidate. */
+        if (v->name && v->name[0]) {
             var_list_add(&s->vars, v);
-            if (s->want_top)
-                find_requested(s, v);
-            else
-                find_largest(s, v);
+            if (!seen_before(s, v->name)) {
+                if (s->want_top)
+                    find_requested(s, v);
+                else
+                    find_largest(s, v);
+            }
         }
         Mat_VarFree(v);
     }
@@ -639,10 +674,18 @@ static double *to_double(const matvar_t *v, size_t n)
 static int read_chosen(mat_t *mat, const char *path, const mat_scan *s, double **out,
                        int64_t *len, char *msg, size_t msglen)
 {
+    const char *dot = s->field[0] ? "." : "";
+    /* libmatio allocates the element count the header gives: more elements than the file's
+     * bytes can hold (deflate packs at most 1032 bytes into one) is a corrupt file. */
+    struct stat st;
+    if (stat(path, &st) == 0 && (uint64_t)s->n / 1100 > (uint64_t)st.st_size) {
+        set_msg(msg, msglen, "%s: cannot read variable '%s%s%s' (truncated or corrupt file?)", path, s->top, dot,
+                s->field);
+        return H5ML_ERR_PARSE;
+    }
     matvar_t *top = Mat_VarRead(mat, s->top);
     matvar_t *v = top && s->field[0] ? Mat_VarGetStructFieldByName(top, s->field, 0) : top;
     int rc = H5ML_OK;
-    const char *dot = s->field[0] ? "." : "";
     if (!v || classify(v) != SIG_OK || numel(v) != s->n || !has_data(v, s->n)) {
         set_msg(msg, msglen, "%s: cannot read variable '%s%s%s' (truncated or corrupt file?)",
                 path, s->top, dot, s->field);
@@ -763,6 +806,293 @@ static int v5_truncated(const char *path)
     return truncated;
 }
 
+/* ---- structure checks before libmatio -------------------------------------------------
+ * libmatio believes the sizes in a file's headers when it allocates: a variable's rank, its
+ * name's length, the number of cells or struct fields, the element count (fuzz_matimport:
+ * a 30 KB file made it ask for 8 GiB for the dimensions of one variable, 144 TB for a
+ * cell array). So the headers libmatio reads are checked first: every size must fit in the
+ * bytes that hold it (a compressed variable is inflated for this, at most MAT_INFLATE_MAX
+ * bytes). Anything that does not is a corrupt file. */
+
+#define MAT_INFLATE_MAX ((size_t)1 << 30)
+#define MAT_MAX_DEPTH 32
+
+typedef struct mat_elem {
+    uint32_t type;
+    size_t nbytes;            /* data bytes                                  */
+    const unsigned char *data;
+    size_t size;              /* the whole element: tag, data and padding    */
+} mat_elem;
+
+/* The data element at p (n bytes available): the 8-byte tag, or the 4-byte small form.
+ * Returns -1 when it does not fit. */
+static int next_elem(const unsigned char *p, size_t n, int little, mat_elem *e)
+{
+    if (n < 8)
+        return -1;
+    uint32_t w = get_u32(p, little);
+    if (w >> 16) { /* small data element: 2 bytes of size, 2 of type, 4 of data */
+        e->type = w & 0xffff;
+        e->nbytes = w >> 16;
+        e->data = p + 4;
+        e->size = 8;
+        return e->nbytes <= 4 ? 0 : -1;
+    }
+    e->type = w;
+    e->nbytes = get_u32(p + 4, little);
+    e->data = p + 8;
+    if (e->nbytes > n - 8)
+        return -1;
+    size_t padded = (e->nbytes + 7) & ~(size_t)7;
+    e->size = 8 + (padded <= n - 8 ? padded : n - 8);
+    return 0;
+}
+
+static size_t mat_type_size(uint32_t type)
+{
+    switch (type) {
+    case 1: case 2: case 16: return 1;  /* miINT8, miUINT8, miUTF8    */
+    case 3: case 4: case 17: return 2;  /* miINT16, miUINT16, miUTF16 */
+    case 5: case 6: case 7: case 18: return 4; /* miINT32, miUINT32, miSINGLE, miUTF32 */
+    case 9: case 12: case 13: return 8; /* miDOUBLE, miINT64, miUINT64 */
+    default: return 0;
+    }
+}
+
+static int check_matrix(const unsigned char *p, size_t n, int little, int depth);
+
+/* `count` miMATRIX elements one after the other in [p, p+n). */
+static int check_matrices(const unsigned char *p, size_t n, int little, uint64_t count, int depth)
+{
+    if (count > n / 8) /* each takes a tag at least */
+        return -1;
+    for (uint64_t k = 0; k < count; k++) {
+        mat_elem e;
+        if (next_elem(p, n, little, &e) < 0 || e.type != 14 || check_matrix(e.data, e.nbytes, little, depth + 1) < 0)
+            return -1;
+        p += e.size;
+        n -= e.size;
+    }
+    return 0;
+}
+
+/* The body of a miMATRIX element: array flags, dimensions, name, then by class the data,
+ * the cells, or the field names and fields. */
+static int check_matrix(const unsigned char *p, size_t n, int little, int depth)
+{
+    mat_elem flags, dims, name;
+    if (n == 0) /* an empty element: an empty cell or field; not a variable, whose headers
+                 * libmatio would read from what follows (fuzz: 3 GiB for a name there) */
+        return depth > 0 ? 0 : -1;
+    if (depth > MAT_MAX_DEPTH || next_elem(p, n, little, &flags) < 0 || flags.nbytes != 8)
+        return -1;
+    p += flags.size;
+    n -= flags.size;
+    if (next_elem(p, n, little, &dims) < 0 || dims.nbytes % 4 || dims.nbytes < 8)
+        return -1;
+    uint64_t numel = 1;
+    for (size_t k = 0; k < dims.nbytes / 4; k++) {
+        uint64_t d = get_u32(dims.data + 4 * k, little);
+        if (d && numel > ((uint64_t)1 << 48) / d)
+            return -1;
+        numel *= d;
+    }
+    p += dims.size;
+    n -= dims.size;
+    if (next_elem(p, n, little, &name) < 0)
+        return -1;
+    p += name.size;
+    n -= name.size;
+    unsigned cls = get_u32(flags.data, little) & 0xff;
+    int complex = (get_u32(flags.data, little) & 0x800) != 0;
+    if (cls == 1) /* cell array */
+        return check_matrices(p, n, little, numel, depth);
+    if (cls == 2 || cls == 3) { /* struct, object (with its class name first) */
+        mat_elem cname, flen, fnames;
+        if (cls == 3) {
+            if (next_elem(p, n, little, &cname) < 0)
+                return -1;
+            p += cname.size;
+            n -= cname.size;
+        }
+        if (next_elem(p, n, little, &flen) < 0 || flen.nbytes < 4)
+            return -1;
+        uint32_t len = get_u32(flen.data, little);
+        p += flen.size;
+        n -= flen.size;
+        if (len == 0 || next_elem(p, n, little, &fnames) < 0 || fnames.nbytes % len)
+            return -1;
+        uint64_t nfields = fnames.nbytes / len;
+        p += fnames.size;
+        n -= fnames.size;
+        /* libmatio allocates per element even without fields (fuzz: 4 GiB for a 1 x
+         * 4294901761 struct array with none) */
+        if ((nfields && numel > (n / 8) / nfields) || (!nfields && numel > n + 64))
+            return -1;
+        return check_matrices(p, n, little, numel * nfields, depth);
+    }
+    if (cls == 4 || (cls >= 6 && cls <= 15)) { /* char, numeric: the element count fits the data */
+        for (int part = 0; part < 1 + complex && (numel > 0 || n > 0); part++) {
+            mat_elem d;
+            size_t es;
+            if (next_elem(p, n, little, &d) < 0 || (es = mat_type_size(d.type)) == 0 || numel > d.nbytes / es)
+                return -1;
+            p += d.size;
+            n -= d.size;
+        }
+        return 0;
+    }
+    if (cls == 5) { /* sparse: nzmax entries at most, as many as the data holds */
+        uint64_t nzmax = get_u32(flags.data + 4, little);
+        return nzmax > n ? -1 : 0;
+    }
+    /* Function handles, opaque objects and unknown classes: libmatio allocates a pointer per
+     * element of function handles (fuzz: 69 GB for a 271-byte file) */
+    return numel > n / 8 + 1 ? -1 : 0;
+}
+
+/* Inflates the miCOMPRESSED element [p, p+n) into a new buffer (*len bytes); NULL when it is
+ * corrupt or larger than MAT_INFLATE_MAX. */
+static unsigned char *inflate_elem(const unsigned char *p, size_t n, size_t *len)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit(&z) != Z_OK)
+        return NULL;
+    size_t cap = n < ((size_t)1 << 20) ? 4 * n + 64 : n, used = 0;
+    unsigned char *out = malloc(cap);
+    z.next_in = (unsigned char *)p;
+    z.avail_in = (uInt)(n < UINT32_MAX ? n : UINT32_MAX);
+    int zr = Z_OK;
+    while (out && zr == Z_OK) {
+        if (used == cap) {
+            unsigned char *o = cap < MAT_INFLATE_MAX ? realloc(out, 2 * cap) : NULL;
+            if (!o) {
+                free(out);
+                out = NULL;
+                break;
+            }
+            out = o;
+            cap *= 2;
+        }
+        size_t room = cap - used < UINT32_MAX ? cap - used : UINT32_MAX;
+        z.next_out = out + used;
+        z.avail_out = (uInt)room;
+        zr = inflate(&z, Z_NO_FLUSH);
+        used += room - z.avail_out;
+        if (zr == Z_BUF_ERROR && z.avail_out > 0) /* input ended before the stream did */
+            break;
+        if (zr == Z_BUF_ERROR)
+            zr = Z_OK;
+    }
+    inflateEnd(&z);
+    if (out && zr != Z_STREAM_END && used == 0) {
+        free(out);
+        return NULL;
+    }
+    *len = used; /* a stream cut short still shows its headers, as libmatio reads them */
+    return out;
+}
+
+/* The variables of a v5 file are well formed as far as libmatio's reading goes: 0, or -1
+ * with the problem in msg. */
+static int v5_check(const char *path, char *msg, size_t msglen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || st.st_size < 128) {
+        if (fd >= 0)
+            close(fd);
+        return 0; /* libmatio reports what is wrong */
+    }
+    size_t size = (size_t)st.st_size;
+    unsigned char *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED)
+        return 0;
+    int little = m[126] == 'I' && m[127] == 'M', rc = 0;
+    int k = 0;
+    for (size_t pos = 128; (little || (m[126] == 'M' && m[127] == 'I')) && pos + 8 <= size && rc == 0; k++) {
+        mat_elem e;
+        if (next_elem(m + pos, size - pos, little, &e) < 0)
+            break; /* runs past the end: v5_truncated's case */
+        if (e.type == 14) {
+            rc = check_matrix(e.data, e.nbytes, little, 0);
+        } else if (e.type == 15) {
+            size_t len = 0;
+            unsigned char *u = inflate_elem(e.data, e.nbytes, &len);
+            mat_elem in;
+            rc = !u || (len >= 8 && (next_elem(u, len, little, &in) < 0 || (in.type == 14 &&
+                        check_matrix(in.data, in.nbytes, little, 0) < 0))) ? -1 : 0;
+            free(u);
+        } else {
+            break;
+        }
+        pos += 8 + e.nbytes; /* as v5_truncated walks: top-level elements carry their padding */
+    }
+    munmap(m, size);
+    if (rc < 0)
+        set_msg(msg, msglen, "%s: corrupt file (the header of variable %d does not fit its data)", path, k);
+    return rc;
+}
+
+/* A v4 file's variables: 20-byte headers, each name inside the file (libmatio allocates the
+ * length it reads). The header is read as libmatio 1.5 reads it: the type (MOPT digits) in
+ * either byte order, then the rest in the order its M digit names (fuzz: a type stored big-
+ * endian with M = 0 made libmatio take the name length little-endian, 1.8 GiB). A header
+ * libmatio would not take, or data running past the end, ends the walk: libmatio fails there
+ * before allocating. */
+static int v4_check(const char *path, char *msg, size_t msglen)
+{
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    int rc = 0;
+    if (!f || fstat(fileno(f), &st) != 0) {
+        if (f)
+            fclose(f);
+        return 0;
+    }
+    uint64_t pos = 0, size = (uint64_t)st.st_size;
+    unsigned char h[20];
+    while (rc == 0 && pos + 20 <= size && fseeko(f, (off_t)pos, SEEK_SET) == 0 && fread(h, 1, 20, f) == 20) {
+        int32_t type = (int32_t)get_u32(h, 1);
+        if (type < 0 || type > 4052)
+            type = (int32_t)get_u32(h, 0);
+        if (type < 0 || type > 4052 || type / 1000 > 1 || (type / 100) % 10 != 0 || (type / 10) % 10 > 5 || type % 10 > 2)
+            break;
+        int little = type / 1000 == 0;
+        static const uint64_t esize[6] = {8, 4, 4, 2, 2, 1};
+        int32_t rows = (int32_t)get_u32(h + 4, little), cols = (int32_t)get_u32(h + 8, little);
+        int32_t namelen = (int32_t)get_u32(h + 16, little);
+        int imag = get_u32(h + 12, 1) != 0;
+        if (namelen < 1)
+            break;
+        if ((uint64_t)namelen > size - pos - 20) {
+            rc = -1;
+            break;
+        }
+        uint64_t left = size - pos - 20 - (uint64_t)namelen, each = esize[(type / 10) % 10] * (imag ? 2 : 1);
+        if (rows < 0 || cols < 0 || (uint64_t)rows * (uint64_t)cols > left / each)
+            break; /* runs past the end */
+        pos += 20 + (uint64_t)namelen + (uint64_t)rows * (uint64_t)cols * each;
+    }
+    fclose(f);
+    if (rc < 0)
+        set_msg(msg, msglen, "%s: corrupt file (a variable's name runs past the end)", path);
+    return rc;
+}
+
+/* Whether the file starts like a v5 or v7.3 MAT-file (its 116-byte text header). */
+static int has_text_header(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char head[6] = {0};
+    size_t got = f ? fread(head, 1, sizeof head, f) : 0;
+    if (f)
+        fclose(f);
+    return got == sizeof head && memcmp(head, "MATLAB", 6) == 0;
+}
+
 /* libmatio 1.5.23 returns a handle from Mat_Open even when HDF5 cannot open a v7.3 file
  * (truncated, say), which then seems to hold no variables: ask HDF5 directly. */
 static int no_variables(mat_t *mat, const char *path, char *msg, size_t msglen)
@@ -819,6 +1149,9 @@ static int read_signal(mat_t *mat, const char *path, const char *var, double **o
     }
     if (rc == H5ML_OK && name && namelen)
         snprintf(name, namelen, "%s%s%s", s->top, s->field[0] ? "." : "", s->field);
+    for (size_t k = 0; k < s->nseen; k++)
+        free(s->seen[k]);
+    free(s->seen);
     free(s);
     return rc;
 }
@@ -836,6 +1169,10 @@ int h5ml__mat_read_signal(const char *path, const char *var, double **out, int64
     if (rc != H5ML_OK)
         return rc;
 
+    /* Mat_Open reads the first variable of a v4 file (one without the "MATLAB" text header
+     * of v5 and v7.3) to recognize the format: its headers are checked before. */
+    if (!has_text_header(path) && v4_check(path, msg, msglen) < 0)
+        return H5ML_ERR_PARSE;
     h5_errors saved;
     quiet_begin(&saved);
     mat_t *mat = Mat_Open(path, MAT_ACC_RDONLY);
@@ -843,6 +1180,8 @@ int h5ml__mat_read_signal(const char *path, const char *var, double **out, int64
         rc = open_error(path, msg, msglen);
     } else if (Mat_GetVersion(mat) == MAT_FT_MAT5 && v5_truncated(path)) {
         set_msg(msg, msglen, "%s: truncated file (a variable runs past its end)", path);
+        rc = H5ML_ERR_PARSE;
+    } else if (Mat_GetVersion(mat) == MAT_FT_MAT5 && v5_check(path, msg, msglen) < 0) {
         rc = H5ML_ERR_PARSE;
     } else {
         rc = read_signal(mat, path, var, out, len, name, namelen, msg, msglen);

@@ -93,6 +93,14 @@ static block *block_new(void) { return calloc(1, sizeof(block)); }
 
 /* ---- convert ------------------------------------------------------------------------------ */
 
+/* What a progress callback's return value asks for (h5ml.h, h5ml_progress_fn). */
+static int stop_asked(int answer, h5ml_base *b)
+{
+    if (answer == 0) return H5ML_OK;
+    if (answer == H5ML_PROGRESS_STOP) return h5ml__fail(b, H5ML_ERR_INTERRUPTED, "interrupted");
+    return h5ml__fail(b, H5ML_ERR_STATE, "cancelled");
+}
+
 static int convert_frames(h5ml_writer *w, h5ml_xyz_reader *x, const char *path, h5ml_progress_fn progress, void *user)
 {
     h5ml_xyz_frame f;
@@ -116,13 +124,15 @@ static int convert_frames(h5ml_writer *w, h5ml_xyz_reader *x, const char *path, 
         };
         rc = h5ml_writer_add(w, &s);
         if (rc) {
-            h5ml__prefix((h5ml_base *)w, "%s: frame %lld (line %lld)", path, (long long)f.index, (long long)f.line);
+            /* the frame is to blame unless the output failed */
+            if (!h5ml__writer_broken(w))
+                h5ml__prefix((h5ml_base *)w, "%s: frame %lld (line %lld)", path, (long long)f.index, (long long)f.line);
             return rc;
         }
         h5ml_xyz_reader_progress(x, &done, &total);
         if (progress && done >= next_report) {
             next_report = done + (1 << 20);
-            if (progress(user, done, total)) return h5ml__fail((h5ml_base *)w, H5ML_ERR_STATE, "cancelled");
+            if ((rc = stop_asked(progress(user, done, total), (h5ml_base *)w)) != H5ML_OK) return rc;
         }
     }
     h5ml_xyz_reader_progress(x, &done, &total);
@@ -139,7 +149,9 @@ int h5ml_convert_xyz(h5ml_writer *w, const char *xyz_path, h5ml_progress_fn prog
     if (rc) h5ml__copy_error((h5ml_base *)w, (h5ml_base *)x);
     else rc = convert_frames(w, x, xyz_path, progress, user);
     h5ml_xyz_reader_close(x);
-    if (rc) {
+    /* Bad input writes nothing; a failed write leaves the file as a crash would (it holds its
+     * last checkpoint), and an interruption keeps what was added for the caller to finalize. */
+    if (rc && rc != H5ML_ERR_INTERRUPTED && !h5ml__writer_broken(w)) {
         int rb = h5ml_writer_rollback(w);
         (void)rb; /* the rollback keeps the original message unless it fails itself */
     }
@@ -186,8 +198,7 @@ int h5ml_export_xyz(h5ml_reader *r, const char *xyz_path, int64_t start, int64_t
             if ((rc = h5ml_xyz_writer_write(xw, &f)) != H5ML_OK) h5ml__copy_error((h5ml_base *)r, (h5ml_base *)xw);
             atom += b->natoms[i];
         }
-        if (rc == H5ML_OK && progress && progress(user, s + k - start, end - start))
-            rc = h5ml__fail((h5ml_base *)r, H5ML_ERR_STATE, "cancelled");
+        if (rc == H5ML_OK && progress) rc = stop_asked(progress(user, s + k - start, end - start), (h5ml_base *)r);
     }
     if (xw && h5ml_xyz_writer_close(xw) != H5ML_OK && rc == H5ML_OK)
         rc = h5ml__fail((h5ml_base *)r, H5ML_ERR_IO, "%s: write error: %s", xyz_path, strerror(errno));
@@ -224,8 +235,8 @@ int h5ml_writer_add_file(h5ml_writer *w, h5ml_reader *r, h5ml_progress_fn progre
                              (const char *const *)b->info };
         if ((rc = h5ml_writer_add_batch(w, &batch)) != H5ML_OK)
             h5ml__prefix((h5ml_base *)w, "%s: structure %lld", h5ml_reader_path(r), (long long)s);
-        else if (progress && progress(user, s + k, n))
-            rc = h5ml__fail((h5ml_base *)w, H5ML_ERR_STATE, "cancelled");
+        else if (progress)
+            rc = stop_asked(progress(user, s + k, n), (h5ml_base *)w);
     }
     free(forces);
     if (b) block_free(b);
@@ -441,13 +452,18 @@ static int diff_dataset(h5ml_base *base, hid_t fa, hid_t fb, const char *name)
     hid_t ta = H5Dget_type(da), tb = H5Dget_type(db);
     hid_t sa = H5Dget_space(da), sb = H5Dget_space(db);
     int rank = H5Sget_simple_extent_ndims(sa), rc = 0;
-    hsize_t dims[8] = { 0 }, dimsb[8] = { 0 };
+    /* Room for any rank HDF5 allows: the rank is checked below, after these calls (a rank
+     * above 8 overflowed arrays of 8). */
+    hsize_t dims[H5S_MAX_RANK] = { 0 }, dimsb[H5S_MAX_RANK] = { 0 };
     H5Sget_simple_extent_dims(sa, dims, NULL);
     H5Sget_simple_extent_dims(sb, dimsb, NULL);
     hid_t mt = H5I_INVALID_HID;
     if (da < 0 || db < 0 || rank < 0 || rank > 8) {
         rc = -1;
         h5ml__fail_h5(base, H5ML_ERR_HDF5, "cannot open /%s", name);
+    } else if (!h5ml__lzf_params_ok(da) || !h5ml__lzf_params_ok(db)) {
+        rc = -1;
+        h5ml__fail(base, H5ML_ERR_SCHEMA, "/%s: the chunk size its LZF filter records is not its chunks' (corrupt file?)", name);
     } else if (H5Tequal(ta, tb) <= 0) {
         rc = 1;
         h5ml__fail(base, H5ML_ERR_DIFFER, "/%s: dtypes differ", name);
@@ -464,6 +480,25 @@ static int diff_dataset(h5ml_base *base, hid_t fa, hid_t fb, const char *name)
     if (rc == 0) {
         bool vstr = H5Tget_class(ta) == H5T_STRING && H5Tis_variable_str(ta) > 0;
         mt = vstr ? h5ml__vlen_str_type() : H5Tget_native_type(ta, H5T_DIR_ASCEND);
+        size_t esz = H5Tget_size(mt);
+        hsize_t row = 1, fsa = 0, fsb = 0;
+        bool big = esz == 0;
+        for (int k = 1; k < rank; k++) {
+            big |= dims[k] != 0 && row > UINT64_MAX / esz / dims[k];
+            row *= dims[k];
+        }
+        /* Shapes are believed as far as the files' bytes can hold them (fuzz: a dataset of a
+         * hostile file claiming billions of rows kept the comparison reading fill values). */
+        H5Fget_filesize(fa, &fsa);
+        H5Fget_filesize(fb, &fsb);
+        if (big || !h5ml__rows_plausible(da, rank ? (int64_t)dims[0] : 1, esz * row, (int64_t)fsa) ||
+            !h5ml__rows_plausible(db, rank ? (int64_t)dims[0] : 1, esz * row, (int64_t)fsb)) {
+            rc = -1;
+            h5ml__fail(base, H5ML_ERR_SCHEMA, "/%s: its shape claims more data than the file holds (corrupt file?)", name);
+        }
+    }
+    if (rc == 0) {
+        bool vstr = H5Tget_class(ta) == H5T_STRING && H5Tis_variable_str(ta) > 0;
         size_t esz = H5Tget_size(mt);
         hsize_t row = 1;
         for (int k = 1; k < rank; k++) row *= dims[k];

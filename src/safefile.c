@@ -15,7 +15,17 @@
  * A SIGKILL cannot interrupt a single small pwrite(), and the page cache keeps writes in
  * order for other processes, so no fsync is needed for process crashes. Power loss is not
  * covered (that needs fsync ordering; see the README). Writer exclusivity is not enforced
- * here: HDF5 drops its lock in SWMR mode, so the writer takes its own (atoms_writer.c). */
+ * here: HDF5 drops its lock in SWMR mode, so the writer takes its own (atoms_writer.c).
+ *
+ * A write that fails (a full disk, an I/O error) stops all writing to the file: that write
+ * and every later one stay in memory only (reads still see them), and HDF5 is told they
+ * succeeded. The file on disk stays what a process killed at that write would have left,
+ * consistent by the rules above, and HDF5's own state stays sound (HDF5 1.10 fails a flush
+ * half-way on a write error, refuses every flush after it, and crashes at exit closing the
+ * file it could not close; reading back metadata it believes written but is not, it fails
+ * and leaks). The writers ask h5ml__safe_error (open file) or h5ml__safe_path_error (closed
+ * file) after writing, report the errno, and never finalize such a file: they stop, so
+ * what is kept in memory is at most what one call wrote. */
 #define _GNU_SOURCE
 #include "internal.h"
 
@@ -55,7 +65,52 @@ typedef struct safe_file {
     dev_t dev;
     ino_t ino;
     pid_t pid; /* the process that opened it: a forked child must not drop the parent's lock */
+    bool apart; /* opened under h5ml__safe_open_apart: never shared (see safe_cmp) */
+    bool readonly;
+    int err;   /* errno of the first failed write; from then on writes are dropped */
 } safe_file;
+
+/* The errno of files whose writing failed, by inode, so that it can be asked once the file
+ * is closed (its last writes happen in H5Fclose). An entry is dropped when the inode is
+ * opened for writing again (a new writer, or a new file on a reused inode). */
+enum { FAILED_MAX = 64 };
+static struct failed_file { dev_t dev; ino_t ino; int err; } failed[FAILED_MAX];
+static int nfailed_next;
+static pthread_mutex_t failed_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void failed_set(dev_t dev, ino_t ino, int err)
+{
+    pthread_mutex_lock(&failed_mu);
+    int k = 0;
+    while (k < FAILED_MAX && !(failed[k].err && failed[k].dev == dev && failed[k].ino == ino)) k++;
+    if (k == FAILED_MAX) k = nfailed_next++ % FAILED_MAX;
+    failed[k] = (struct failed_file){ dev, ino, err };
+    pthread_mutex_unlock(&failed_mu);
+}
+
+static int failed_get(dev_t dev, ino_t ino, bool forget)
+{
+    int err = 0;
+    pthread_mutex_lock(&failed_mu);
+    for (int k = 0; k < FAILED_MAX; k++)
+        if (failed[k].err && failed[k].dev == dev && failed[k].ino == ino) {
+            err = failed[k].err;
+            if (forget) failed[k].err = 0;
+        }
+    pthread_mutex_unlock(&failed_mu);
+    return err;
+}
+
+/* Records the first failure of the file (errno, or EIO if errno says nothing). */
+static void fail_file(safe_file *f)
+{
+    int e = errno ? errno : EIO;
+    if (__atomic_load_n(&f->err, __ATOMIC_RELAXED)) return;
+    __atomic_store_n(&f->err, e, __ATOMIC_RELAXED);
+    failed_set(f->dev, f->ino, e);
+}
+
+static bool file_failed(const safe_file *f) { return __atomic_load_n(&f->err, __ATOMIC_RELAXED) != 0; }
 
 static uint32_t rot(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
 
@@ -151,12 +206,16 @@ static int pwrite_all(int fd, const void *buf, size_t n, haddr_t off)
 /* A write of several pages can be cut at a page boundary by SIGKILL (the kernel checks for a
  * fatal signal between pages), leaving the head of a metadata block new and its tail old. A
  * block HDF5 grows at its end (a global heap collection gains objects where its free space
- * was, an index block gains entries) stays readable when the tail goes first: a cut leaves
- * the old head, whose old layout is complete, with new bytes only past what it describes. */
+ * was) stays readable when the tail goes first: a cut leaves the old head, whose old layout
+ * is complete, with new bytes only past what it describes. Every other metadata block has a
+ * checksum, which a cut spoils whichever part goes first: it is written in one write, which
+ * a failing device fails whole (page by page, a failure between two pages would spoil it). */
 enum { PAGE = 4096 };
 
 static int pwrite_meta(int fd, const unsigned char *buf, size_t n, haddr_t off)
 {
+    static const unsigned char gcol[8] = { 'G', 'C', 'O', 'L', 1, 0, 0, 0 };
+    if (n < sizeof gcol || memcmp(buf, gcol, sizeof gcol) != 0) return pwrite_all(fd, buf, n, off);
     haddr_t end = off + n;
     while (end > off) {
         haddr_t start = (end - 1) / PAGE * PAGE;
@@ -193,14 +252,22 @@ static int hold(safe_file *f, const void *buf, size_t n, haddr_t off, bool meta)
 /* Every write of the file goes through here: straight to the file, or held during a batch. */
 static int put(safe_file *f, const void *buf, size_t n, haddr_t off, bool meta)
 {
-    if (f->batching) return hold(f, buf, n, off, meta);
-    return meta ? pwrite_meta(f->fd, buf, n, off) : pwrite_all(f->fd, buf, n, off);
+    if (f->batching || file_failed(f)) {
+        if (hold(f, buf, n, off, meta) < 0) fail_file(f); /* out of memory: the file cannot be made right */
+        return 0;
+    }
+    if ((meta ? pwrite_meta(f->fd, buf, n, off) : pwrite_all(f->fd, buf, n, off)) < 0) {
+        fail_file(f); /* from now on writes are kept in memory only: see the top of this file */
+        hold(f, buf, n, off, meta);
+    }
+    return 0;
 }
 
 /* Writes the held writes in their order, merging runs of raw data that are contiguous both
  * in the file and in the arena into one pwrite. */
 static int release(safe_file *f)
 {
+    if (file_failed(f)) return 0; /* kept for reads: nothing more reaches the file */
     int rc = 0;
     for (size_t i = 0; i < f->nheld && rc == 0;) {
         const held_write *h = &f->held[i];
@@ -210,8 +277,12 @@ static int release(safe_file *f)
         rc = h->meta ? pwrite_meta(f->fd, f->arena + h->at, n, h->addr) : pwrite_all(f->fd, f->arena + h->at, n, h->addr);
         i = j;
     }
+    if (rc < 0) {
+        fail_file(f); /* the held writes stay, for reads; the rest never reaches the file */
+        return 0;
+    }
     f->nheld = f->narena = 0;
-    return rc;
+    return 0;
 }
 
 /* A read during a batch sees the held writes over the file's bytes. */
@@ -227,10 +298,14 @@ static void overlay_held(const safe_file *f, haddr_t addr, size_t size, unsigned
 static int extend_to(safe_file *f, haddr_t size)
 {
     if (f->eof >= size) return 0;
-    if (ftruncate(f->fd, (off_t)size) < 0) return -1;
+    if (!file_failed(f) && ftruncate(f->fd, (off_t)size) < 0) fail_file(f);
     f->eof = size;
     return 0;
 }
+
+static __thread bool open_apart; /* see h5ml__safe_open_apart */
+
+void h5ml__safe_open_apart(bool on) { open_apart = on; }
 
 static H5FD_t *safe_open(const char *name, unsigned flags, hid_t fapl, haddr_t maxaddr)
 {
@@ -259,9 +334,12 @@ static H5FD_t *safe_open(const char *name, unsigned flags, hid_t fapl, haddr_t m
     if (flags & H5F_ACC_TRUNC) st.st_size = 0;
     f->fd = fd;
     f->pid = getpid();
+    f->apart = open_apart;
+    f->readonly = !(flags & H5F_ACC_RDWR);
     f->eof = (haddr_t)st.st_size;
     f->dev = st.st_dev;
     f->ino = st.st_ino;
+    if (flags & H5F_ACC_RDWR) failed_get(st.st_dev, st.st_ino, true); /* a new writer starts afresh */
     if (st.st_size >= SB_SIZE && pread(fd, f->sb, SB_SIZE, 0) == SB_SIZE && sb_is_v2plus(f->sb)) {
         f->have_sb = true;
         f->sb_eof = get64(f->sb + SB_EOF);
@@ -272,17 +350,22 @@ static H5FD_t *safe_open(const char *name, unsigned flags, hid_t fapl, haddr_t m
 static herr_t safe_close(H5FD_t *p)
 {
     safe_file *f = (safe_file *)p;
-    int rc = release(f);
-    if (close(f->fd) < 0) rc = -1;
+    release(f);
+    errno = 0;
+    if (close(f->fd) < 0 && errno != EINTR) fail_file(f); /* NFS reports write errors here */
     free(f->held);
     free(f->arena);
     free(f);
-    return rc < 0 ? -1 : 0;
+    return 0;
 }
 
 static int safe_cmp(const H5FD_t *a, const H5FD_t *b)
 {
     const safe_file *x = (const safe_file *)a, *y = (const safe_file *)b;
+    /* HDF5 gives a second open of a file already open in the process the first one's state,
+     * metadata cache included, unless the driver tells the two apart: an open apart (a
+     * refreshing reader) then reads the file as it now is on disk. */
+    if (x->apart || y->apart) return x == y ? 0 : (uintptr_t)x < (uintptr_t)y ? -1 : 1;
     if (x->dev != y->dev) return x->dev < y->dev ? -1 : 1;
     if (x->ino != y->ino) return x->ino < y->ino ? -1 : 1;
     return 0;
@@ -298,10 +381,23 @@ static herr_t safe_query(const H5FD_t *p, unsigned long *flags)
     return 0;
 }
 
+/* The file's size as it is now, at least `known` (a reader's view of a file a writer grows). */
+static haddr_t size_now(const safe_file *f, haddr_t known)
+{
+    struct stat st;
+    return fstat(f->fd, &st) == 0 && (haddr_t)st.st_size > known ? (haddr_t)st.st_size : known;
+}
+
 static haddr_t safe_get_eoa(const H5FD_t *p, H5FD_mem_t t)
 {
     (void)t;
-    return ((const safe_file *)p)->eoa;
+    const safe_file *f = (const safe_file *)p;
+    /* A reader's end of allocation is the superblock's at open, but a writer beside it (SWMR)
+     * allocates past that, and what a reader loads later (an index block, a global heap of
+     * strings, through them a chunk) can lie there: HDF5 refuses such reads ("address of
+     * object past end of allocation", "actual len exceeds EOA"). For a reader the end is
+     * the file's size as it now is, never less than HDF5's. */
+    return f->readonly && f->eoa > 0 ? size_now(f, f->eoa) : f->eoa;
 }
 
 static herr_t safe_set_eoa(H5FD_t *p, H5FD_mem_t t, haddr_t a)
@@ -314,7 +410,11 @@ static herr_t safe_set_eoa(H5FD_t *p, H5FD_mem_t t, haddr_t a)
 static haddr_t safe_get_eof(const H5FD_t *p, H5FD_mem_t t)
 {
     (void)t;
-    return ((const safe_file *)p)->eof;
+    const safe_file *f = (const safe_file *)p;
+    /* A reader's size as of now, not of its open: HDF5 reads the superblock after the open,
+     * and a writer may have grown the file and written a superblock saying so in between
+     * ("truncated file: eof = ..., stored_eof = ..." otherwise). */
+    return f->readonly ? size_now(f, f->eof) : f->eof;
 }
 
 static herr_t safe_get_handle(H5FD_t *p, hid_t fapl, void **h)
@@ -519,6 +619,21 @@ hid_t h5ml__fapl_safe(void)
     return fapl;
 }
 
+hid_t h5ml__fapl_write(void)
+{
+    pthread_once(&reg_once, register_driver);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0 || safe_id < 0) return fapl;
+    /* HDF5 1.8's format at least: object headers with checksums. In the earliest format a
+     * damaged attribute message goes undetected and HDF5 1.10 crashes reading it (an index
+     * into a global heap, say); with checksums it reports the damage. */
+    if (H5Pset_driver(fapl, safe_id, NULL) < 0 || H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST) < 0) {
+        H5Pclose(fapl);
+        return H5I_INVALID_HID;
+    }
+    return fapl;
+}
+
 hid_t h5ml__fapl_read(void)
 {
     pthread_once(&reg_once, register_driver);
@@ -526,6 +641,11 @@ hid_t h5ml__fapl_read(void)
     if (fapl < 0) return fapl;
     /* h5ml's driver for reads too, for its global-heap check (check_gheap). */
     if (safe_id >= 0) H5Pset_driver(fapl, safe_id, NULL);
+    /* A file being written is read in SWMR mode (atoms_reader.c), where HDF5 reads a block
+     * whose checksum fails again, sleeping 1 ns, 2 ns, 4 ns... between attempts: its default
+     * 100 attempts would sleep for ages on a block that is damaged for good. 26 wait about
+     * 67 ms in all, far longer than a writer's checkpoint takes to reach the file. */
+    H5Pset_metadata_read_attempts(fapl, 26);
     /* 8 MiB raw-data chunk cache per dataset: sequential range reads decompress each chunk once.
      * Preemption weight 0.75 (HDF5's default): with 1.0, HDF5 1.10 kept every chunk read at
      * random, far past the 8 MiB. */
@@ -544,16 +664,48 @@ static safe_file *safe_of(hid_t file)
     return (safe_file *)((char *)h - offsetof(safe_file, fd));
 }
 
-int h5ml__safe_flush(hid_t file)
+/* H5Oflush of each of first[0..nfirst) (those > 0), then H5Fflush of the rest. */
+static herr_t flush_in_order(hid_t file, const hid_t *first, int nfirst)
+{
+    herr_t e = 0;
+    for (int i = 0; i < nfirst && e >= 0; i++)
+        if (first[i] > 0) e = H5Oflush(first[i]);
+    if (e >= 0) e = H5Fflush(file, H5F_SCOPE_GLOBAL);
+    return e;
+}
+
+int h5ml__safe_flush_first(hid_t file, const hid_t *first, int nfirst)
 {
     safe_file *f = safe_of(file);
-    if (f == NULL) return H5Fflush(file, H5F_SCOPE_GLOBAL) < 0 ? -1 : 0;
+    if (f == NULL) return flush_in_order(file, first, nfirst) < 0 ? -1 : 0;
     /* Serializing the metadata cache takes milliseconds; its writes, held until it is done and
      * then issued back to back, take microseconds: that is the only window in which a killed
-     * writer leaves datasets whose lengths disagree on disk. */
+     * writer leaves datasets whose lengths disagree on disk. They are issued in the order
+     * HDF5 made them, so the datasets flushed first reach the file first. */
     f->batching = true;
-    herr_t e = H5Fflush(file, H5F_SCOPE_GLOBAL);
+    herr_t e = flush_in_order(file, first, nfirst);
     f->batching = false;
     int rc = release(f);
     return e < 0 || rc < 0 ? -1 : 0;
+}
+
+int h5ml__safe_flush(hid_t file) { return h5ml__safe_flush_first(file, NULL, 0); }
+
+const int *h5ml__safe_error_flag(hid_t file)
+{
+    safe_file *f = safe_of(file);
+    return f ? &f->err : NULL;
+}
+
+int h5ml__safe_error(hid_t file)
+{
+    const int *e = h5ml__safe_error_flag(file);
+    return e ? __atomic_load_n(e, __ATOMIC_RELAXED) : 0;
+}
+
+int h5ml__safe_path_error(const char *path)
+{
+    struct stat st;
+    if (path == NULL || stat(path, &st) < 0) return 0;
+    return failed_get(st.st_dev, st.st_ino, false);
 }

@@ -172,7 +172,7 @@ static int verify_parts(checker *c, const char *path, const char *names[3], int 
         }
         rc = each_block(c->r, check_block, c);
         if (rc == H5ML_ERR_CHECK) rc = H5ML_OK; /* too many problems: stop reading, report */
-        check_metadata(c);
+        if (rc == H5ML_OK) check_metadata(c); /* after a read error: its message stays the handle's */
     }
     if (rc) return rc;
     if (have_total && attr_total != total)
@@ -191,9 +191,8 @@ static int verify_parts(checker *c, const char *path, const char *names[3], int 
     return rc;
 }
 
-int h5ml_signals_verify(h5ml_sigreader *r, const char *path, h5ml_report_fn report, void *user)
+static int verify_impl(h5ml_sigreader *r, const char *path, h5ml_report_fn report, void *user)
 {
-    if (r == NULL || path == NULL) return H5ML_ERR_ARG;
     const char *names[3];
     int nparts = parts_of(r, path, names);
     if (nparts < 0) return h5ml_errcode(r);
@@ -203,6 +202,16 @@ int h5ml_signals_verify(h5ml_sigreader *r, const char *path, h5ml_report_fn repo
     if (c.problems)
         return h5ml__fail((h5ml_base *)r, H5ML_ERR_CHECK, "%s: %lld problem(s); the first: %s", path, (long long)c.problems, c.first);
     return h5ml__ok((h5ml_base *)r);
+}
+
+int h5ml_signals_verify(h5ml_sigreader *r, const char *path, h5ml_report_fn report, void *user)
+{
+    if (r == NULL || path == NULL) return H5ML_ERR_ARG;
+    h5ml_h5quiet q; /* a damaged file makes HDF5 calls fail here (attributes): never printed */
+    h5ml__h5_quiet(&q);
+    int rc = verify_impl(r, path, report, user);
+    h5ml__h5_restore(&q);
+    return rc;
 }
 
 /* ---- summary --------------------------------------------------------------------------------- */
@@ -276,10 +285,8 @@ static void storage_of(hid_t f, const char *part, h5ml_sigsummary *s)
     H5Dclose(d);
 }
 
-int h5ml_signals_summarize(h5ml_sigreader *r, const char *path, h5ml_sigsummary *out, h5ml_progress_fn progress, void *user)
+static int summarize_impl(h5ml_sigreader *r, const char *path, h5ml_sigsummary *out, h5ml_progress_fn progress, void *user)
 {
-    if (r == NULL || path == NULL || out == NULL) return H5ML_ERR_ARG;
-    memset(out, 0, sizeof *out);
     const char *names[3];
     int nparts = parts_of(r, path, names);
     if (nparts < 0) return h5ml_errcode(r);
@@ -319,6 +326,17 @@ int h5ml_signals_summarize(h5ml_sigreader *r, const char *path, h5ml_sigsummary 
     struct stat st;
     if (stat(path, &st) == 0) out->bytes_file = (int64_t)st.st_size;
     return h5ml__ok((h5ml_base *)r);
+}
+
+int h5ml_signals_summarize(h5ml_sigreader *r, const char *path, h5ml_sigsummary *out, h5ml_progress_fn progress, void *user)
+{
+    if (r == NULL || path == NULL || out == NULL) return H5ML_ERR_ARG;
+    memset(out, 0, sizeof *out);
+    h5ml_h5quiet q;
+    h5ml__h5_quiet(&q);
+    int rc = summarize_impl(r, path, out, progress, user);
+    h5ml__h5_restore(&q);
+    return rc;
 }
 
 /* ---- diff ---------------------------------------------------------------------------------- */

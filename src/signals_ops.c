@@ -49,6 +49,15 @@ static int fail_w(h5ml_sigwriter *w, int code, const char *fmt, ...)
     return code;
 }
 
+/* What a progress callback's return value asks for (h5ml.h, h5ml_progress_fn): a signal
+ * file is discarded either way (abandon), so a stop only changes the code. */
+static int stop_asked(h5ml_sigwriter *w, int answer)
+{
+    if (answer == 0) return H5ML_OK;
+    if (answer == H5ML_PROGRESS_STOP) return fail_w(w, H5ML_ERR_INTERRUPTED, "interrupted");
+    return fail_w(w, H5ML_ERR_STATE, "cancelled");
+}
+
 /* Chunks sized to the splits (h5ml_sigwriter_expect). */
 static void expect_splits(h5ml_sigwriter *w, const int64_t count[3])
 {
@@ -148,7 +157,7 @@ static int generate_split(h5ml_sigwriter *w, int s, const int64_t *order, int64_
         int rc = h5ml_sigwriter_add(w, s, j->count, j->out, labels, meta, j->index);
         if (rc) return rc;
         *done += j->count;
-        if (progress && progress(user, *done, total)) return fail_w(w, H5ML_ERR_STATE, "cancelled");
+        if (progress && (rc = stop_asked(w, progress(user, *done, total))) != H5ML_OK) return rc;
     }
     return H5ML_OK;
 }
@@ -333,7 +342,7 @@ static int import_impl(h5ml_sigwriter *w, const char *dir, const char *path, con
                 int64_t k = o->flat ? i : order[s][i];
                 rc = import_add(w, &st, o->flat ? H5ML_NO_SPLIT : s, k, k, dir);
                 done++;
-                if (rc == H5ML_OK && progress && progress(user, done, n)) rc = fail_w(w, H5ML_ERR_STATE, "cancelled");
+                if (rc == H5ML_OK && progress) rc = stop_asked(w, progress(user, done, n));
             }
         if (rc != H5ML_OK) abandon(w, rc);
         else rc = h5ml_sigwriter_finalize(w);
@@ -411,7 +420,7 @@ static int split_copy(h5ml_sigwriter *w, h5ml_sigreader *r, int s, const int64_t
             meta[i] = NULL;
         }
         *done += k;
-        if (rc == H5ML_OK && progress && progress(user, *done, total)) rc = fail_w(w, H5ML_ERR_STATE, "cancelled");
+        if (rc == H5ML_OK && progress) rc = stop_asked(w, progress(user, *done, total));
     }
     free(buf);
     free(labels);
@@ -459,7 +468,10 @@ int h5ml_signals_split(h5ml_sigwriter *w, const char *in, const char *out, const
     int rc = h5ml_sigreader_open(r, in, NULL);
     if (rc == H5ML_ERR_ARG) rc = fail_w(w, H5ML_ERR_ARG, "%s is already split (train/val/test); split takes a flat cache", in);
     else if (rc) fail_w(w, rc, "%s", h5ml_errmsg(r));
+    h5ml_h5quiet q; /* the source's attributes are read here (copy_class_names) */
+    h5ml__h5_quiet(&q);
     if (rc == H5ML_OK) rc = split_impl(w, r, in, out, ratios, stratify, seed, progress, user);
+    h5ml__h5_restore(&q);
     h5ml_sigreader_close(r);
     return rc;
 }

@@ -72,6 +72,7 @@ struct h5ml_sigreader {
 
 static int64_t opt(const h5ml_sigreader *r, h5ml_sigr_option o) { return r->opt[o]; }
 static void free_workers(h5ml_sigreader *r);
+static void drop_worker_chunks(h5ml_sigreader *r);
 
 h5ml_sigreader *h5ml_sigreader_new(void)
 {
@@ -212,6 +213,11 @@ static void close_file(h5ml_sigreader *r)
     r->fd = -1;
     r->n = r->length = 0;
     r->last_chunk = r->block_start = -1;
+    /* Chunk-sized buffers are sized by the file: a handle reopened on a split or file with
+     * larger chunks must not decode into the old ones. */
+    free(r->last);
+    r->last = NULL;
+    drop_worker_chunks(r);
 }
 
 static herr_t collect_name(hid_t g, const char *name, const H5L_info_t *info, void *data)
@@ -371,6 +377,19 @@ static int open_impl(h5ml_sigreader *r, const char *path, const char *split)
                           *where ? "/" : "");
     r->n = (int64_t)dims[0];
     r->length = (int64_t)dims[1];
+    hid_t opened[] = { r->signals, r->labels_ds, r->indices_ds, r->meta_ds };
+    for (size_t k = 0; k < sizeof opened / sizeof *opened; k++)
+        if (opened[k] >= 0 && !h5ml__lzf_params_ok(opened[k]))
+            return h5ml__fail(&r->base, H5ML_ERR_SCHEMA,
+                              "%s: /%s%s: a dataset's LZF filter records a chunk size that is not its chunks' (corrupt file?)", path,
+                              where, *where ? "/" : "");
+    /* Dimensions are believed as far as the file's bytes can hold them (see h5ml__rows_plausible). */
+    if (r->n < 0 || r->length < 0 || (uint64_t)r->length > (UINT64_MAX >> 3) ||
+        !h5ml__rows_plausible(r->signals, r->n, (size_t)r->length * sizeof(float), (int64_t)st.st_size) ||
+        (r->labels_ds >= 0 && !h5ml__rows_plausible(r->labels_ds, r->n, sizeof(int64_t), (int64_t)st.st_size)))
+        return h5ml__fail(&r->base, H5ML_ERR_SCHEMA,
+                          "%s: /%s%ssignals claims %llu x %llu samples, more than the file's %lld bytes can hold (corrupt file?)", path,
+                          where, *where ? "/" : "", (unsigned long long)dims[0], (unsigned long long)dims[1], (long long)st.st_size);
     hid_t lt = r->labels_ds >= 0 ? H5Dget_type(r->labels_ds) : -1;
     bool lab_ok = lt >= 0 && H5Tget_class(lt) == H5T_INTEGER && rows_of(r->labels_ds) == r->n && h5ml__dims(r->labels_ds, dims) == 1;
     if (lt >= 0) H5Tclose(lt);
@@ -584,6 +603,9 @@ static int pread_rows(int fd, const chunk_loc *l, int64_t row, int64_t k, int64_
 static int read_rows_h5(h5ml_sigreader *r, int64_t start, int64_t count, float *out)
 {
     hsize_t off[2] = { (hsize_t)start, 0 }, cnt[2] = { (hsize_t)count, (hsize_t)r->length };
+    if (!h5ml__chunks_whole(r->signals, start, count))
+        return h5ml__fail(&r->base, H5ML_ERR_IO, "%s: cannot read signals: a chunk is stored shorter than its shape (corrupt file?)",
+                          r->path);
     hid_t fs = H5Dget_space(r->signals), ms = H5Screate_simple(2, cnt, NULL);
     herr_t e = H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
     if (e >= 0) e = H5Dread(r->signals, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, out);
@@ -621,6 +643,14 @@ static worker_state *worker_states(h5ml_sigreader *r, int n)
         r->nworkers = n;
     }
     return r->workers;
+}
+
+static void drop_worker_chunks(h5ml_sigreader *r)
+{
+    for (int k = 0; k < r->nworkers; k++) {
+        free(r->workers[k].chunk);
+        r->workers[k].chunk = NULL;
+    }
 }
 
 static void free_workers(h5ml_sigreader *r)

@@ -48,6 +48,8 @@ struct h5ml_sigwriter {
     int nclasses;
     float *f32;          /* add_f64's conversion buffer */
     size_t f32_cap;
+    const int *ioerr;    /* the driver's failed-write errno while the file is open (safefile.c) */
+    bool broken;         /* a write failed: the file is never finalized */
 };
 
 static const char *const split_names[3] = { "train", "val", "test" };
@@ -70,6 +72,17 @@ static const opt_bounds bounds[H5ML_SIG__COUNT] = {
 };
 
 static int64_t opt(const h5ml_sigwriter *w, h5ml_sig_option o) { return w->opt[o] ? w->opt[o] : bounds[o].def; }
+
+/* After a call that may have written (safefile.c stops writing at the first failed write and
+ * lets HDF5 believe in success): rc, or ERR_IO naming the file and the system's reason. */
+static int io_check(h5ml_sigwriter *w, int rc, int e)
+{
+    if (e == 0 && w->ioerr) e = __atomic_load_n(w->ioerr, __ATOMIC_RELAXED);
+    if (e == 0 && !w->broken) return rc;
+    if (!w->broken && e) h5ml__fail(&w->base, H5ML_ERR_IO, "%s: cannot write: %s", w->path, strerror(e));
+    w->broken = true;
+    return w->base.code ? w->base.code : H5ML_ERR_IO;
+}
 
 h5ml_sigwriter *h5ml_sigwriter_new(void)
 {
@@ -235,10 +248,13 @@ int h5ml_sigwriter_create(h5ml_sigwriter *w, const char *path, h5ml_sig_layout l
     if (!w->path || !w->tmp_path || !w->cache_name) rc = h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
     if (rc == H5ML_OK && w->replacing && S_ISDIR(st.st_mode)) rc = h5ml__fail(&w->base, H5ML_ERR_IO, "%s: is a directory", path);
     if (rc == H5ML_OK) {
-        w->file = H5Fcreate(w->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t fapl = h5ml__fapl_write();
+        w->file = H5Fcreate(w->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+        H5Pclose(fapl);
         if (w->file < 0) rc = h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot create (%s)", path, strerror(errno));
+        else w->ioerr = h5ml__safe_error_flag(w->file);
     }
-    if (rc == H5ML_OK) rc = create_layout(w);
+    if (rc == H5ML_OK) rc = io_check(w, create_layout(w), 0);
     if (rc == H5ML_OK) {
         start_pool(w);
         w->is_open = true;
@@ -305,8 +321,11 @@ int h5ml_sigwriter_append(h5ml_sigwriter *w, const char *path)
     int rc = H5ML_OK;
     if (access(path, F_OK) != 0) rc = h5ml__fail(&w->base, H5ML_ERR_IO, "%s: %s", path, strerror(errno));
     else if (H5Fis_hdf5(path) <= 0) rc = h5ml__fail(&w->base, H5ML_ERR_SCHEMA, "%s: not an HDF5 file", path);
-    if (rc == H5ML_OK && (w->file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT)) < 0)
+    hid_t fapl = h5ml__fapl_write();
+    if (rc == H5ML_OK && (w->file = H5Fopen(path, H5F_ACC_RDWR, fapl)) < 0)
         rc = h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot open for appending", path);
+    H5Pclose(fapl);
+    if (rc == H5ML_OK) w->ioerr = h5ml__safe_error_flag(w->file);
     if (rc == H5ML_OK) rc = open_flat(w);
     if (rc == H5ML_OK) {
         char *name = h5ml__attr_get_str(w->file, "cache_name");
@@ -528,7 +547,7 @@ static int add_entry(h5ml_sigwriter *w, int split, int64_t count, const float *s
     if (w == NULL) return H5ML_ERR_ARG;
     h5ml_h5quiet q;
     h5ml__h5_quiet(&q);
-    int rc = add_impl(w, split, count, sig, sig64, labels, meta, indices);
+    int rc = io_check(w, w->broken ? H5ML_OK : add_impl(w, split, count, sig, sig64, labels, meta, indices), 0);
     if (rc == H5ML_OK) h5ml__ok(&w->base);
     h5ml__h5_restore(&q);
     return rc;
@@ -553,6 +572,8 @@ static int attr_key_ok(h5ml_sigwriter *w, const char *key)
     h5ml__ok(&w->base);
     if (key == NULL || !*key || strchr(key, '/'))
         return h5ml__fail(&w->base, H5ML_ERR_ARG, "invalid attribute name '%s' (empty or contains '/')", key ? key : "");
+    /* As for the atomistic writer's metadata: what is not UTF-8 vanishes from h5ml_sigreader_attrs. */
+    if (!h5ml__utf8_ok(key)) return h5ml__fail(&w->base, H5ML_ERR_ARG, "attribute name '%s' is not valid UTF-8", key);
     for (const char *const *r = own_attrs; *r; r++)
         if (strcmp(*r, key) == 0) return h5ml__fail(&w->base, H5ML_ERR_ARG, "attribute '%s' is written by h5ml itself", key);
     if (w->finalized) return h5ml__fail(&w->base, H5ML_ERR_STATE, "attributes must be set before finalize()");
@@ -567,6 +588,8 @@ static int attr_stored(h5ml_sigwriter *w, int stored)
 int h5ml_sigwriter_attr_string(h5ml_sigwriter *w, const char *key, const char *value)
 {
     if (w == NULL) return H5ML_ERR_ARG;
+    if (value && !h5ml__utf8_ok(value))
+        return h5ml__fail(&w->base, H5ML_ERR_ARG, "attribute '%s': the value is not valid UTF-8", key ? key : "");
     if (key && strcmp(key, "cache_name") == 0) { /* the one root attribute h5ml writes but the caller names */
         char *name = strdup(value ? value : "");
         if (name == NULL) return h5ml__fail(&w->base, H5ML_ERR_NOMEM, "out of memory");
@@ -610,6 +633,8 @@ int h5ml_sigwriter_class_names(h5ml_sigwriter *w, const char *const *names, int 
 {
     if (w == NULL) return H5ML_ERR_ARG;
     if (n < 1 || names == NULL) return h5ml__fail(&w->base, H5ML_ERR_ARG, "class names: at least one name is needed");
+    for (int k = 0; k < n; k++)
+        if (names[k] && !h5ml__utf8_ok(names[k])) return h5ml__fail(&w->base, H5ML_ERR_ARG, "class name %d is not valid UTF-8", k);
     char **copy = calloc((size_t)n, sizeof *copy);
     for (int k = 0; copy && k < n; k++)
         if ((copy[k] = strdup(names[k] ? names[k] : "")) == NULL) {
@@ -708,6 +733,7 @@ static void reset(h5ml_sigwriter *w)
     for (int k = 0; k < 3; k++) free_part(&w->parts[k]);
     if (w->file >= 0) H5Fclose(w->file);
     w->file = H5I_INVALID_HID;
+    w->ioerr = NULL;
     w->is_open = false;
 }
 
@@ -721,8 +747,11 @@ int h5ml_sigwriter_finalize(h5ml_sigwriter *w)
     if (!w->is_open) return h5ml__fail(&w->base, H5ML_ERR_STATE, "the writer is not open");
     h5ml_h5quiet q;
     h5ml__h5_quiet(&q);
-    int rc = finalize_impl(w);
+    int rc = io_check(w, w->broken ? H5ML_OK : finalize_impl(w), 0);
     reset(w);
+    /* The file's last writes happen as it closes; a file whose writing failed never takes
+     * the place of another. */
+    if (!w->broken) rc = io_check(w, rc, h5ml__safe_path_error(w->appending ? w->path : w->tmp_path));
     if (rc == H5ML_OK && !w->appending && h5ml__move_into_place(w->tmp_path, w->path, w->replacing) < 0)
         rc = h5ml__fail(&w->base, H5ML_ERR_IO, "%s: cannot create: %s", w->path, strerror(errno));
     if (rc != H5ML_OK && !w->appending) unlink(w->tmp_path);
@@ -734,7 +763,9 @@ int h5ml_sigwriter_finalize(h5ml_sigwriter *w)
 
 static int rollback_append(h5ml_sigwriter *w)
 {
-    hid_t f = H5Fopen(w->path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t fapl = h5ml__fapl_write();
+    hid_t f = H5Fopen(w->path, H5F_ACC_RDWR, fapl);
+    H5Pclose(fapl);
     if (f < 0) return h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot reopen to roll back", w->path);
     int64_t n0 = w->parts[0].n0;
     const char *names[] = { "signals", "labels", "metadata" };
@@ -749,6 +780,8 @@ static int rollback_append(h5ml_sigwriter *w)
         if (d >= 0) H5Dclose(d);
     }
     if (H5Fclose(f) < 0 && rc == H5ML_OK) rc = h5ml__fail_h5(&w->base, H5ML_ERR_IO, "%s: cannot close", w->path);
+    int e = h5ml__safe_path_error(w->path);
+    if (e && rc == H5ML_OK) rc = h5ml__fail(&w->base, H5ML_ERR_IO, "%s: cannot roll back: %s", w->path, strerror(e));
     return rc;
 }
 
@@ -797,4 +830,5 @@ void h5ml_sigwriter_get_stats(const h5ml_sigwriter *w, h5ml_sigwriter_stats *out
         out->total += w->parts[k].n;
     }
     out->length = w->length;
+    out->failed = w->broken;
 }

@@ -73,10 +73,11 @@ static void puti(h5ml_xyz_writer *xw, long long v)
     put(xw, b, (size_t)snprintf(b, sizeof b, "%lld", v));
 }
 
-/* ASE's escape(): quote when the text holds spaces, quotes or brackets. */
+/* ASE's escape(): quote when the text holds spaces, quotes or brackets. Every character
+ * the reader splits at counts as a space (fuzz: a key "&\r" written bare came back as "&"). */
 static void put_escaped(h5ml_xyz_writer *xw, const char *s)
 {
-    if (*s && !strpbrk(s, " \"'{}[]\t=\\")) {
+    if (*s && !strpbrk(s, " \"'{}[]\t\r\v\f=\\")) {
         puts_(xw, s);
         return;
     }
@@ -98,8 +99,22 @@ static bool all_of(json_t *arr, int (*pred)(const json_t *))
     return json_array_size(arr) > 0;
 }
 
-static int is_num(const json_t *e) { return json_is_number(e); }
+static int is_int(const json_t *e) { return json_is_integer(e); }
+static int is_real(const json_t *e) { return json_is_real(e); }
 static int is_bool(const json_t *e) { return json_is_boolean(e); }
+
+/* Whether the string s, written bare (put_escaped), reads back as this same string under
+ * `key`: the reader makes numbers, booleans, arrays and _JSON values of text ("1", "T",
+ * "1,2", "", "_JSON 5"), and no line holds a newline. Other strings go as _JSON (the string
+ * "1" of a _JSON value would come back as the integer 1). */
+static bool reads_back(const char *key, const char *s)
+{
+    if (strchr(s, '\n')) return false;
+    json_t *v = h5ml__xyz_value(key, s);
+    bool same = v && json_is_string(v) && strcmp(json_string_value(v), s) == 0;
+    json_decref(v);
+    return same;
+}
 
 static void put_scalar(h5ml_xyz_writer *xw, json_t *v)
 {
@@ -108,13 +123,16 @@ static void put_scalar(h5ml_xyz_writer *xw, json_t *v)
     else if (json_is_boolean(v)) put(xw, json_is_true(v) ? "T" : "F", 1);
 }
 
-static void put_value(h5ml_xyz_writer *xw, json_t *v)
+/* Arrays are written bare ("1 2 3") only when they read back as the same array: two or
+ * more elements (one reads back as a scalar), all integers, all floats or all booleans (the
+ * reader makes floats of "1 2.5"); the rest go as _JSON. */
+static void put_value(h5ml_xyz_writer *xw, const char *key, json_t *v)
 {
     if (json_is_number(v) || json_is_boolean(v)) {
         put_scalar(xw, v);
-    } else if (json_is_string(v)) {
+    } else if (json_is_string(v) && reads_back(key, json_string_value(v))) {
         put_escaped(xw, json_string_value(v));
-    } else if (json_is_array(v) && (all_of(v, is_num) || all_of(v, is_bool))) {
+    } else if (json_is_array(v) && json_array_size(v) > 1 && (all_of(v, is_int) || all_of(v, is_real) || all_of(v, is_bool))) {
         put(xw, "\"", 1);
         size_t i;
         json_t *e;
@@ -141,13 +159,26 @@ static void put_value(h5ml_xyz_writer *xw, json_t *v)
 /* Per-atom extra columns kept under "__arrays__": name -> list (1 column) or list of rows. */
 typedef struct extra { const char *name; json_t *data; int ncols; char type; } extra;
 
-static char column_type(json_t *e)
+/* The type of a column from all its values: a float column holds NaN and Inf as the strings
+ * "nan", "inf", so one float anywhere makes it R (its first value alone would make a column
+ * starting with NaN a text column). */
+static char column_type(json_t *data)
 {
-    if (json_is_array(e)) e = json_array_get(e, 0);
-    if (json_is_integer(e)) return 'I';
-    if (json_is_boolean(e)) return 'L';
-    if (json_is_string(e)) return 'S';
-    return 'R';
+    bool real = false, integer = false, boolean = false, text = false;
+    size_t i, k;
+    json_t *row, *e;
+    json_array_foreach(data, i, row)
+    {
+        size_t n = json_is_array(row) ? json_array_size(row) : 1;
+        for (k = 0; k < n; k++) {
+            e = json_is_array(row) ? json_array_get(row, k) : row;
+            real |= json_is_real(e);
+            integer |= json_is_integer(e);
+            boolean |= json_is_boolean(e);
+            text |= json_is_string(e);
+        }
+    }
+    return real ? 'R' : integer ? 'I' : boolean ? 'L' : text ? 'S' : 'R';
 }
 
 static int collect_extras(json_t *arrays, int64_t natoms, extra *out, int max)
@@ -157,17 +188,23 @@ static int collect_extras(json_t *arrays, int64_t natoms, extra *out, int max)
     json_t *data;
     json_object_foreach(arrays, name, data)
     {
-        if (n == max || !json_is_array(data) || (int64_t)json_array_size(data) != natoms || natoms == 0) continue;
+        /* A frame without atoms keeps its (empty) columns too, as one column of floats. */
+        if (n == max || !json_is_array(data) || (int64_t)json_array_size(data) != natoms) continue;
         json_t *first = json_array_get(data, 0);
-        out[n] = (extra){ name, data, json_is_array(first) ? (int)json_array_size(first) : 1, column_type(first) };
+        out[n] = (extra){ name, data, json_is_array(first) ? (int)json_array_size(first) : 1, column_type(data) };
         n++;
     }
     return n;
 }
 
+/* A text cell goes bare: atom lines are split at spaces only, so quotes would become part
+ * of the value (a cell a"b would come back as "a\"b", quotes and all). Only text that is empty or holds
+ * spaces, which a read cell never does, is quoted. */
 static void put_cell_value(h5ml_xyz_writer *xw, json_t *e, char type)
 {
-    if (type == 'S') put_escaped(xw, json_is_string(e) ? json_string_value(e) : "");
+    const char *t = json_is_string(e) ? json_string_value(e) : "";
+    if (type == 'S' && *t && !strpbrk(t, " \t\r\n\v\f")) puts_(xw, t);
+    else if (type == 'S') put_escaped(xw, t);
     else if (json_is_string(e)) puts_(xw, json_string_value(e)); /* nan / inf kept as text */
     else put_scalar(xw, e);
 }
@@ -227,7 +264,7 @@ static int write_frame(h5ml_xyz_writer *xw, const h5ml_frame *f)
             put(xw, " ", 1);
             put_escaped(xw, key);
             put(xw, "=", 1);
-            put_value(xw, v);
+            put_value(xw, key, v);
         }
     }
     puts_(xw, " pbc=\"");

@@ -401,6 +401,52 @@ static void test_verify_finds_problems(void)
     unlink(path);
 }
 
+/* One reader handle reopened on splits of different chunk sizes (train: chunks of 2 signals,
+ * val: 40, then train again): the decode buffers follow the file, for single and batch
+ * reads, on one and on two threads. */
+static void test_reopen_other_chunks(void)
+{
+    const char *path = "reopen_chunks.h5.tmp";
+    enum { L = 64, NV = 40 };
+    static float sig[NV * L], out[NV * L];
+    int64_t lab[NV], got[NV], idx[NV];
+    for (int i = 0; i < NV * L; i++) sig[i] = (float)i * 0.5f;
+    for (int i = 0; i < NV; i++) lab[i] = i % 3, idx[i] = NV - 1 - i;
+    h5ml_sigwriter *w = h5ml_sigwriter_new();
+    CHECK(h5ml_sigwriter_set(w, H5ML_SIG_PROFILE, H5ML_PROFILE_BALANCED) == H5ML_OK);
+    CHECK(h5ml_sigwriter_expect(w, H5ML_TRAIN, 2) == H5ML_OK);
+    CHECK(h5ml_sigwriter_expect(w, H5ML_VAL, NV) == H5ML_OK);
+    CHECK(h5ml_sigwriter_create(w, path, H5ML_SIG_SPLIT, L, NULL) == H5ML_OK);
+    CHECK(h5ml_sigwriter_add(w, H5ML_TRAIN, 2, sig, lab, NULL, NULL) == H5ML_OK);
+    CHECK(h5ml_sigwriter_add(w, H5ML_VAL, NV, sig, lab, NULL, NULL) == H5ML_OK);
+    CHECK(h5ml_sigwriter_close(w) == H5ML_OK);
+    for (int threads = 1; threads <= 2; threads++) {
+        h5ml_sigreader *r = h5ml_sigreader_new();
+        CHECK(h5ml_sigreader_set(r, H5ML_SIGR_THREADS, threads) == H5ML_OK);
+        CHECK(h5ml_sigreader_set(r, H5ML_SIGR_CACHE, 0) == H5ML_OK);
+        const char *order[3] = { "train", "val", "train" };
+        for (int k = 0; k < 3; k++) {
+            int64_t n = strcmp(order[k], "val") == 0 ? NV : 2;
+            CHECK_MSG(h5ml_sigreader_open(r, path, order[k]) == H5ML_OK, "%s: %s", order[k], h5ml_errmsg(r));
+            CHECK_EQ_I(h5ml_sigreader_count(r), n);
+            for (int64_t i = 0; i < n; i++) {
+                int64_t l = -1;
+                CHECK(h5ml_sigreader_get(r, i, out, &l) == H5ML_OK);
+                CHECK_MSG(memcmp(out, sig + i * L, sizeof *out * L) == 0, "%s[%lld], %d threads", order[k], (long long)i, threads);
+                CHECK_EQ_I(l, lab[i]);
+            }
+            const int64_t *ix = n == NV ? idx : idx + NV - 2;
+            CHECK(h5ml_sigreader_read(r, ix, n, out, got) == H5ML_OK);
+            for (int64_t i = 0; i < n; i++) {
+                CHECK_MSG(memcmp(out + i * L, sig + ix[i] * L, sizeof *out * L) == 0, "%s batch %lld", order[k], (long long)i);
+                CHECK_EQ_I(got[i], lab[ix[i]]);
+            }
+        }
+        h5ml_sigreader_close(r);
+    }
+    unlink(path);
+}
+
 int main(void)
 {
     unsigned seed = test_seed();
@@ -413,6 +459,7 @@ int main(void)
     test_split_layout_and_fork();
     test_generate_split_verify();
     test_expected_counts();
+    test_reopen_other_chunks();
     test_verify_finds_problems();
     return check_report("test_signals");
 }

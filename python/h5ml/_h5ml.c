@@ -1608,6 +1608,20 @@ static PyObject *Reader_set_cache(HandleObject *self, PyObject *args)
     return result;
 }
 
+static PyObject *Reader_refresh(HandleObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (handle_enter(self) < 0) return NULL;
+    int64_t n = 0;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = h5ml_reader_refresh(self->h, &n);
+    Py_END_ALLOW_THREADS
+    PyObject *result = finish(rc, self->h, &self->log, NULL) == 0 ? PyLong_FromLongLong((long long)n) : NULL;
+    guard_exit(&self->g);
+    return result;
+}
+
 /* count and total_atoms */
 static PyObject *reader_number(HandleObject *self, int64_t (*fn)(const h5ml_reader *))
 {
@@ -1646,6 +1660,10 @@ static PyMethodDef Reader_methods[] = {
       "set_cache(nbytes)\n--\n\nMemory for decompressed chunks kept between reads (default 256 MiB; 0 keeps none: "
       "every read decodes the chunks it needs). Reopens the file for it to apply, dropping the chunks cached so far." },
     { "metadata", (PyCFunction)Reader_metadata, METH_NOARGS, "metadata()\n--\n\nThe /metadata attributes as a dict." },
+    { "refresh", (PyCFunction)Reader_refresh, METH_NOARGS,
+      "refresh()\n--\n\nFollows a file a writer is appending to: takes the file's state as it is now and returns the "
+      "new count. While an h5ml writer appends, structures appear at its checkpoints, whole, and the count never "
+      "decreases. On error the reader keeps its previous state. Drops the cached chunks." },
     { "layout", (PyCFunction)Reader_layout, METH_NOARGS, "layout()\n--\n\nHow the file stores its data." },
     { "__reduce__", (PyCFunction)handle_reduce, METH_NOARGS, NULL },
     HANDLE_METHODS,

@@ -33,6 +33,7 @@ torch is imported only when AtomsDataset or collate_atoms is used; ase only by g
 convert_pickle_to_hdf5.
 """
 import math
+import os
 import pickle
 import re
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -439,6 +440,13 @@ class HDF5DatasetReader:
     def layout(self):
         return self._reader.layout()
 
+    def refresh(self):
+        """Follows a file a writer is appending to: takes the file's state as it is now and
+        returns the new number of structures. While an h5ml writer appends, structures appear
+        at its checkpoints, whole, and the number never decreases. On error (OSError) the
+        reader keeps its previous state."""
+        return self._reader.refresh()
+
     def _index(self, idx):
         i = index_of(idx)
         n = self._reader.count
@@ -598,6 +606,23 @@ class _AtomsDatasetImpl(PerProcessHandle):
 
     def _open_handle(self):
         return _h5ml.Reader(self.path, cache=self.cache, threads=self.threads)
+
+    def refresh(self):
+        """Follows a file a writer is appending to: takes the file's state as it is now (this
+        process's handle, if open, is refreshed) and returns the new length. DataLoader
+        workers copy the dataset when an epoch starts (unless persistent_workers=True), so
+        they see the new length from the next epoch."""
+        r = self._reader if self._reader is not None and self._pid == os.getpid() else None
+        if r is not None:
+            n = r.refresh()
+            self._len, self.num_atoms = n, r.total_atoms
+            return n
+        r = _h5ml.Reader(self.path, cache=self.cache, threads=self.threads)
+        try:
+            self._len, self.num_atoms = r.count, r.total_atoms
+        finally:
+            r.close()
+        return self._len
 
     def __getitem__(self, idx):
         import torch
