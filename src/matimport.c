@@ -581,11 +581,12 @@ static void scan_vars(mat_t *mat, mat_scan *s)
 {
     matvar_t *v;
     while ((v = Mat_VarReadNextInfo(mat)) != NULL) {
-        /* A variable without a name cannot be asked for (fuzz: one with an empty name was
-         * chosen and then could not be read by its name): not a candidate. */
+        /* A variable without a name, or with a '.' in it (asked for by name, that is a
+         * struct's field), cannot be asked for (fuzz: such a variable was chosen and then
+         * could not be read by its name): not a candidate. */
         if (v->name && v->name[0]) {
             var_list_add(&s->vars, v);
-            if (!seen_before(s, v->name)) {
+            if (!strchr(v->name, '.') && !seen_before(s, v->name)) {
                 if (s->want_top)
                     find_requested(s, v);
                 else
@@ -1071,10 +1072,14 @@ static int v4_check(const char *path, char *msg, size_t msglen)
             rc = -1;
             break;
         }
+        /* libmatio's data size: the dimensions as size_t (a negative one wraps), multiplied
+         * with wrap-around and taken as a long (fuzz: 0 rows of -1660944384 columns make 0
+         * bytes, and the next header follows). */
         uint64_t left = size - pos - 20 - (uint64_t)namelen, each = esize[(type / 10) % 10] * (imag ? 2 : 1);
-        if (rows < 0 || cols < 0 || (uint64_t)rows * (uint64_t)cols > left / each)
+        int64_t data = (int64_t)((uint64_t)(int64_t)rows * (uint64_t)(int64_t)cols * each);
+        if (data < 0 || (uint64_t)data > left)
             break; /* runs past the end */
-        pos += 20 + (uint64_t)namelen + (uint64_t)rows * (uint64_t)cols * each;
+        pos += 20 + (uint64_t)namelen + (uint64_t)data;
     }
     fclose(f);
     if (rc < 0)
