@@ -1074,16 +1074,21 @@ static int v4_check(const char *path, char *msg, size_t msglen)
         }
         /* libmatio's data size: the dimensions as size_t (a negative one wraps), multiplied
          * with wrap-around and taken as a long (fuzz: 0 rows of -1660944384 columns make 0
-         * bytes, and the next header follows). */
+         * bytes, and the next header follows). libmatio then seeks past the data without
+         * looking at the result: a negative size seeks back into the file (corrupt); past
+         * the end, where the file system refuses the offset (ext4 above 16 TiB, fuzz) it
+         * reads the next header right after the name, so that one is checked too. */
         uint64_t left = size - pos - 20 - (uint64_t)namelen, each = esize[(type / 10) % 10] * (imag ? 2 : 1);
         int64_t data = (int64_t)((uint64_t)(int64_t)rows * (uint64_t)(int64_t)cols * each);
-        if (data < 0 || (uint64_t)data > left)
-            break; /* runs past the end */
-        pos += 20 + (uint64_t)namelen + (uint64_t)data;
+        if (data < 0) {
+            rc = -1;
+            break;
+        }
+        pos += 20 + (uint64_t)namelen + ((uint64_t)data <= left ? (uint64_t)data : 0);
     }
     fclose(f);
     if (rc < 0)
-        set_msg(msg, msglen, "%s: corrupt file (a variable's name runs past the end)", path);
+        set_msg(msg, msglen, "%s: corrupt file (a variable's header does not fit the file)", path);
     return rc;
 }
 
