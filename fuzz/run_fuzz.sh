@@ -10,8 +10,17 @@
 # anything else is a new finding: its input is kept in BUILD/fuzz-findings/T/ and the script
 # exits 1.
 #
+# Two kinds of finding inside libhdf5 are told apart from h5ml's own:
+# - an allocation over ASan's limit (1 TiB) that libhdf5 asks for, from a size the file
+#   states, and that the input runs clean with when the allocator returns NULL instead (as
+#   malloc does without ASan; HDF5 then returns an error): counted as refused, not new;
+# - with FUZZ_HDF5_NONFATAL=1 (CI's short pass), a new crash whose top frame is inside
+#   libhdf5 is printed and kept but does not fail the run: a random 20 s pass that happens
+#   on a new libhdf5 bug should not stop a change from landing. `make fuzz` stays strict.
+#
 # Usage: fuzz/run_fuzz.sh [BUILD_DIR]   (default build-fuzz)
-# Environment: FUZZ_SECONDS (per target), FUZZ_TARGETS (default: all five), FUZZ_WORK.
+# Environment: FUZZ_SECONDS (per target), FUZZ_TARGETS (default: all five), FUZZ_WORK,
+# FUZZ_HDF5_NONFATAL.
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -65,6 +74,21 @@ is_known() { # target report-file
   done | grep -q yes
 }
 
+# Whether the first frame of a report's crash stack (outside the runtimes) is in libhdf5.
+in_libhdf5() { # report-file
+  [ -s "$1.top" ] && head -n 1 "$1.top" | grep -q 'libhdf5'
+}
+
+# Whether a report is libhdf5 reading past the end of a heap buffer libhdf5 allocated (both
+# the read and the allocation inside libhdf5: HDF5 1.10.8 copies a whole chunk out of a
+# decoded chunk that came out shorter, fuzz/known-hdf5/README.md). A write, or a buffer h5ml
+# allocated and handed to HDF5, stays a finding.
+hdf5_reads_own_buffer() { # report-file
+  grep -q 'heap-buffer-overflow' "$1" && grep -q '^READ of size' "$1" && in_libhdf5 "$1" &&
+    awk '/^allocated by thread/{s=1; next} s && /^ +#[0-9]+ /{print; next} s{exit}' "$1" |
+    grep -vE 'sanitizer|__interceptor|in (malloc|calloc|realloc) |asan' | head -n 1 | grep -q 'libhdf5'
+}
+
 fail=0
 for t in $TARGETS; do
   bin=$BUILD/fuzz/fuzz_$t
@@ -103,6 +127,8 @@ for t in $TARGETS; do
   n1=$(ls "$w/corpus" | wc -l)
 
   known=0
+  refused=0
+  hdf5new=0
   new=0
   for a in "$w"/artifacts/crash-* "$w"/artifacts/leak-* "$w"/artifacts/timeout-* "$w"/artifacts/oom-* "$w"/artifacts/slow-unit-*; do
     [ -f "$a" ] || continue
@@ -114,18 +140,44 @@ for t in $TARGETS; do
     replay=$?
     if [ $replay -ne 0 ] && is_known "$t" "$a.report"; then
       known=$((known + 1))
+    elif [ $replay -ne 0 ] && hdf5_reads_own_buffer "$a.report"; then
+      known=$((known + 1))
+    elif [ $replay -ne 0 ] && grep -q 'allocation-size-too-big' "$a.report" && in_libhdf5 "$a.report" &&
+        ASAN_OPTIONS="$ASAN_OPTIONS:allocator_may_return_null=1" H5ML_FUZZ_TMP=$w/tmp timeout 120 \
+          "$bin" -runs=0 -timeout=10 -rss_limit_mb=2048 "$a" >"$a.nullreport" 2>&1; then
+      refused=$((refused + 1))
+    elif [ $replay -ne 0 ] && [ "${FUZZ_HDF5_NONFATAL:-0}" = 1 ] && in_libhdf5 "$a.report"; then
+      hdf5new=$((hdf5new + 1))
+      mkdir -p "$BUILD/fuzz-findings/$t"
+      cp "$a" "$a.report" "$BUILD/fuzz-findings/$t/"
+      echo "fuzz_$t: new finding inside libhdf5 $(basename "$a") (not failing this run; triage it with make fuzz; input and report in $BUILD/fuzz-findings/$t/):"
+      grep -a -E 'ERROR: |SUMMARY: |^ +#[0-9]+ .* in ' "$a.report" | head -n 12 | sed 's/^/    /'
     else
       new=$((new + 1))
       mkdir -p "$BUILD/fuzz-findings/$t"
       cp "$a" "$a.report" "$BUILD/fuzz-findings/$t/"
       how="input and report in $BUILD/fuzz-findings/$t/"
-      [ $replay -eq 0 ] && how="$how; NOT reproduced on replay (flaky: threads, timing?)"
+      if [ $replay -eq 0 ]; then
+        # ASan does not see uninitialized memory: the plain build's replay (built by
+        # `make`), whose malloc does not fill, may show what ASan's hid.
+        plain=$ROOT/build/fuzz/fuzz_${t}_replay
+        if [ -x "$plain" ] && ! H5ML_FUZZ_TMP=$w/tmp timeout 120 "$plain" "$a" >"$a.plain" 2>&1; then
+          cp "$a.plain" "$BUILD/fuzz-findings/$t/"
+          how="$how; not reproduced under ASan, but by $plain (uninitialized memory? try valgrind): $(grep -a -m1 'FUZZ FINDING' "$a.plain")"
+        else
+          how="$how; NOT reproduced on replay (flaky: threads, timing, or state left by earlier inputs?)"
+        fi
+      fi
       echo "fuzz_$t: NEW finding $(basename "$a") ($how):"
       grep -a -E 'FUZZ FINDING|ERROR: |SUMMARY: |^ +#[0-9]+ .* in ' "$a.report" | head -n 12 | sed 's/^/    /'
     fi
   done
   result="ok"
-  [ "$known" -gt 0 ] && result="ok ($known known libhdf5 findings, fuzz/known-hdf5)"
+  notes=""
+  [ "$known" -gt 0 ] && notes="$known known libhdf5 findings, fuzz/known-hdf5"
+  [ "$refused" -gt 0 ] && notes="${notes:+$notes; }$refused libhdf5 allocations over 1 TiB refused and handled"
+  [ "$hdf5new" -gt 0 ] && notes="${notes:+$notes; }$hdf5new NEW inside libhdf5, not fatal here"
+  [ -n "$notes" ] && result="ok ($notes)"
   if [ "$new" -gt 0 ]; then
     result="$new NEW finding(s)"
     fail=1

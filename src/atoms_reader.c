@@ -86,10 +86,10 @@ static bool type_ok(hid_t t, int kind)
 {
     H5T_class_t c = H5Tget_class(t);
     switch (kind) {
-    case 'i': return c == H5T_INTEGER;
+    case 'i': return h5ml__plain_number(t, H5T_INTEGER);
     case 'd':
-    case 'f': return c == H5T_FLOAT;
-    default: return (c == H5T_ENUM || c == H5T_INTEGER) && H5Tget_size(t) <= 8;
+    case 'f': return h5ml__plain_number(t, H5T_FLOAT);
+    default: return c == H5T_ENUM ? H5Tget_size(t) <= 8 : h5ml__plain_number(t, H5T_INTEGER);
     }
 }
 

@@ -248,6 +248,37 @@ int h5ml__dims(hid_t dset, hsize_t dims[3])
     return rank;
 }
 
+/* HDF5 1.10.8 converts from a type whose size and precision disagree (a float of 20 bytes
+ * with 32 bits of precision, fuzz) by reading elements of the stored size out of a chunk
+ * decoded at the filters' element size: past the buffer. */
+bool h5ml__plain_number(hid_t t, H5T_class_t cls)
+{
+    if (t < 0 || H5Tget_class(t) != cls) return false;
+    size_t size = H5Tget_size(t);
+    bool size_ok = cls == H5T_INTEGER ? (size == 1 || size == 2 || size == 4 || size == 8)
+                                      : cls == H5T_FLOAT && (size == 2 || size == 4 || size == 8);
+    return size_ok && H5Tget_precision(t) == 8 * size && H5Tget_offset(t) == 0;
+}
+
+/* Numbers HDF5 can convert without reading past a decoded chunk: a plain type, and a shuffle
+ * filter (which records the element size it was set up with) of the type's size (fuzz: a
+ * float32 dataset's type made 20 bytes wide read 640 bytes out of a 128-byte chunk). */
+static bool numbers_decodable(hid_t dcpl, hid_t type)
+{
+    H5T_class_t c = H5Tget_class(type);
+    if (c != H5T_INTEGER && c != H5T_FLOAT) return true;
+    if (!h5ml__plain_number(type, c)) return false;
+    int nf = H5Pget_nfilters(dcpl);
+    for (int i = 0; i < nf; i++) {
+        unsigned flags, cd[4] = { 0, 0, 0, 0 };
+        size_t ncd = 4;
+        if (H5Pget_filter2(dcpl, (unsigned)i, &flags, &ncd, cd, 0, NULL, NULL) == H5Z_FILTER_SHUFFLE && ncd >= 1 &&
+            cd[0] != H5Tget_size(type))
+            return false;
+    }
+    return true;
+}
+
 /* HDF5 1.10 reads a stored chunk into a buffer of the size its chunk index records and,
  * without filters, copies a whole chunk out of it: a chunk recorded shorter than its shape
  * overran that buffer (fuzz: a signal dataset whose filters were gone kept its 43-byte
@@ -256,7 +287,7 @@ int h5ml__dims(hid_t dset, hsize_t dims[3])
  * looked up in the index (no data read) with H5Dget_chunk_info_by_coord, which walks the
  * whole index in HDF5 1.10 (H5Dget_chunk_storage_size reports the shape's size instead):
  * datasets of more than 4096 chunks are not checked, to keep reads linear. Filtered datasets
- * and other layouts pass. */
+ * and other layouts pass, if their numbers are decodable (numbers_decodable). */
 bool h5ml__chunks_whole(hid_t dset, int64_t start, int64_t count)
 {
     hid_t dcpl = H5Dget_create_plist(dset), type = H5Dget_type(dset), space = H5Dget_space(dset);
@@ -265,6 +296,7 @@ bool h5ml__chunks_whole(hid_t dset, int64_t start, int64_t count)
     bool check = dcpl >= 0 && type >= 0 && space >= 0 && count > 0 && H5Pget_layout(dcpl) == H5D_CHUNKED &&
                  H5Pget_nfilters(dcpl) == 0;
     hsize_t nchunks = 0;
+    if (dcpl >= 0 && type >= 0 && !numbers_decodable(dcpl, type)) ok = check = false;
     if (check && H5Dget_num_chunks(dset, space, &nchunks) < 0) ok = check = false; /* an index HDF5 cannot walk */
     if (check && nchunks > 4096) check = false;
     if (check) {

@@ -92,6 +92,9 @@ bool h5ml__lzf_params_ok(hid_t dset);
 
 /* ---- HDF5 helpers (h5io.c) ---- */
 hid_t h5ml__bool_type(void); /* h5py's numpy-bool enum; caller closes */
+/* Whether t is an integer (1, 2, 4 or 8 bytes) or floating-point (2, 4 or 8 bytes) type that
+ * uses all its bits, as every writer stores numbers; false for other classes. */
+bool h5ml__plain_number(hid_t t, H5T_class_t cls);
 hid_t h5ml__vlen_str_type(void); /* variable-length UTF-8 string; caller closes */
 bool h5ml__is_bool_type(hid_t t);
 int h5ml__attr_write(hid_t loc, const char *name, hid_t type, hid_t space, const void *buf);

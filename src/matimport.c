@@ -889,7 +889,9 @@ static int check_matrix(const unsigned char *p, size_t n, int little, int depth)
         return -1;
     p += flags.size;
     n -= flags.size;
-    if (next_elem(p, n, little, &dims) < 0 || dims.nbytes % 4 || dims.nbytes < 8)
+    /* Dimensions other than miINT32 libmatio skips without reading, and takes what follows
+     * the tag for the name's (fuzz: a 4 GiB name from a dimension) */
+    if (next_elem(p, n, little, &dims) < 0 || dims.type != 5 || dims.nbytes % 4 || dims.nbytes < 8)
         return -1;
     uint64_t numel = 1;
     for (size_t k = 0; k < dims.nbytes / 4; k++) {
@@ -900,7 +902,9 @@ static int check_matrix(const unsigned char *p, size_t n, int little, int depth)
     }
     p += dims.size;
     n -= dims.size;
-    if (next_elem(p, n, little, &name) < 0)
+    /* Inside a struct or cell the name is empty: libmatio reads a struct field's name tag
+     * as 8 bytes whatever it says, and what follows as the field's data */
+    if (next_elem(p, n, little, &name) < 0 || (depth > 0 && name.size != 8))
         return -1;
     p += name.size;
     n -= name.size;
@@ -916,7 +920,10 @@ static int check_matrix(const unsigned char *p, size_t n, int little, int depth)
             p += cname.size;
             n -= cname.size;
         }
-        if (next_elem(p, n, little, &flen) < 0 || flen.nbytes < 4)
+        /* The field name length as libmatio reads it: the tag's second word, the field
+         * names' tag right after (fuzz: a length in the 8-byte form made it take 8, and the
+         * length's own value for the names' size, 4 GiB). Files hold the 4-byte form. */
+        if (next_elem(p, n, little, &flen) < 0 || flen.type != 5 || flen.nbytes != 4 || flen.size != 8)
             return -1;
         uint32_t len = get_u32(flen.data, little);
         p += flen.size;
@@ -937,6 +944,10 @@ static int check_matrix(const unsigned char *p, size_t n, int little, int depth)
             mat_elem d;
             size_t es;
             if (next_elem(p, n, little, &d) < 0 || (es = mat_type_size(d.type)) == 0 || numel > d.nbytes / es)
+                return -1;
+            /* Numeric data stored as text (miUTF8/16/32): libmatio allocates the array and
+             * reads nothing into it (fuzz: samples of uninitialized memory) */
+            if (cls != 4 && d.type >= 16)
                 return -1;
             p += d.size;
             n -= d.size;

@@ -370,7 +370,7 @@ static int open_impl(h5ml_sigreader *r, const char *path, const char *split)
     if (has_dataset(r->group, "metadata")) r->meta_ds = H5Dopen2(r->group, "metadata", H5P_DEFAULT);
     hsize_t dims[3] = { 0, 0, 0 };
     hid_t t = r->signals >= 0 ? H5Dget_type(r->signals) : -1;
-    bool float_ok = t >= 0 && (H5Tget_class(t) == H5T_FLOAT || H5Tget_class(t) == H5T_INTEGER);
+    bool float_ok = h5ml__plain_number(t, H5T_FLOAT) || h5ml__plain_number(t, H5T_INTEGER);
     if (t >= 0) H5Tclose(t);
     if (r->signals < 0 || h5ml__dims(r->signals, dims) != 2 || !float_ok)
         return h5ml__fail(&r->base, H5ML_ERR_SCHEMA, "%s: /%s%ssignals must be a 2-D numeric dataset (N, length)", path, where,
@@ -391,7 +391,7 @@ static int open_impl(h5ml_sigreader *r, const char *path, const char *split)
                           "%s: /%s%ssignals claims %llu x %llu samples, more than the file's %lld bytes can hold (corrupt file?)", path,
                           where, *where ? "/" : "", (unsigned long long)dims[0], (unsigned long long)dims[1], (long long)st.st_size);
     hid_t lt = r->labels_ds >= 0 ? H5Dget_type(r->labels_ds) : -1;
-    bool lab_ok = lt >= 0 && H5Tget_class(lt) == H5T_INTEGER && rows_of(r->labels_ds) == r->n && h5ml__dims(r->labels_ds, dims) == 1;
+    bool lab_ok = h5ml__plain_number(lt, H5T_INTEGER) && rows_of(r->labels_ds) == r->n && h5ml__dims(r->labels_ds, dims) == 1;
     if (lt >= 0) H5Tclose(lt);
     if (!lab_ok)
         return h5ml__fail(&r->base, H5ML_ERR_SCHEMA, "%s: /%s%slabels must be %lld integers, one per signal", path, where,
