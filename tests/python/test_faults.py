@@ -575,6 +575,28 @@ def damaged_variants(src, rnd, n_trunc, n_flip, d):
     return out
 
 
+# Crashes inside libhdf5 that h5ml cannot prevent by checking before its call (fuzz/known-hdf5/:
+# KNOWN lists a pattern of each one's stack). A damaged file that meets one of these is reported
+# and counted, not failed; any other crash fails the test.
+KNOWN_HDF5 = [ln.split(None, 1)[1].strip() for ln in (H.REPO / "fuzz" / "known-hdf5" / "KNOWN").read_text().splitlines()
+              if ln.strip() and not ln.startswith("#") and len(ln.split(None, 1)) == 2]
+RUNTIME_FRAME = re.compile(r"sanitizer|__interceptor|libc\.so|libc-|nptl|raise|abort|asan|ubsan|"
+                           r"in (malloc|calloc|realloc|free|memcpy|memmove|memset) ")
+
+
+def known_hdf5_crash(argv, env, report):
+    """The KNOWN pattern the crash of `argv` matches (its first four frames outside the
+    runtimes: ASan's report when the run was sanitized, else gdb's backtrace of a rerun), or
+    None."""
+    frames = re.findall(r"^\s*#\d+\s.*$", report, re.M)
+    if not frames and shutil.which("gdb"):
+        g = subprocess.run(["gdb", "-q", "-batch", "-ex", "run", "-ex", "bt", "--args", *map(str, argv)],
+                           capture_output=True, timeout=300, env=env)
+        frames = re.findall(r"^#\d+\s.*$", g.stdout.decode("utf-8", "replace"), re.M)
+    top = [f for f in frames if not RUNTIME_FRAME.search(f)][:4]
+    return next((k for k in KNOWN_HDF5 if any(k in f for f in top)), None)
+
+
 @pytest.mark.parametrize("which", ["atoms_gzip", "atoms_none", "signals_split", "signals_flat"])
 def test_damaged_files_never_crash(h5ml, damage_sources, which, tmp_path, seed):
     src, kind = damage_sources[which]
@@ -590,7 +612,14 @@ def test_damaged_files_never_crash(h5ml, damage_sources, which, tmp_path, seed):
                 code, o, e = H.run(*cmd, timeout=60)
             except subprocess.TimeoutExpired:
                 raise AssertionError(f"h5ml {cmd[0]} hangs on {src.name} {how} (seed {seed})")
-            assert 0 <= code <= 2, f"h5ml {cmd[0]} died (signal {-code}) on {src.name} {how} (seed {seed}): {e}"
+            # a crash: killed by a signal, or (sanitized command line) a sanitizer's report
+            if not 0 <= code <= 2 or "ERROR: AddressSanitizer" in e or "ERROR: LeakSanitizer" in e:
+                known = known_hdf5_crash([H.h5ml_bin(), *cmd], dict(os.environ), e)
+                assert known, f"h5ml {cmd[0]} died (signal {-code}) on {src.name} {how} (seed {seed}): {e}"
+                print(f"known libhdf5 crash ({known}): h5ml {cmd[0]} on {src.name} {how} (seed {seed})")
+                count("known libhdf5 crashes")
+                results[(cmd[0], "known libhdf5 crash")] = results.get((cmd[0], "known libhdf5 crash"), 0) + 1
+                continue
             no_noise(e)
             if code == 2:
                 assert path.name in e, (cmd, how, e)
@@ -599,19 +628,31 @@ def test_damaged_files_never_crash(h5ml, damage_sources, which, tmp_path, seed):
     env = dict(os.environ)
     p = subprocess.run([sys.executable, "-c", PY_READ, kind, *[str(v[0]) for v in variants]],
                        capture_output=True, timeout=300, env=env)
+    crashed = set()
     if p.returncode != 0:
         for path, how in variants:
-            q = subprocess.run([sys.executable, "-c", PY_READ, kind, str(path)], capture_output=True,
-                               timeout=120, env=env)
-            assert q.returncode == 0, (f"Python reader died ({q.returncode}) on {src.name} {how} (seed {seed}): "
-                                       f"{q.stderr.decode()[-2000:]}")
-        raise AssertionError(f"Python reader failed as a batch only: {p.stderr.decode()[-2000:]}")
+            argv = [sys.executable, "-c", PY_READ, kind, str(path)]
+            q = subprocess.run(argv, capture_output=True, timeout=120, env=env)
+            if q.returncode == 0:
+                continue
+            report = q.stderr.decode("utf-8", "replace")
+            known = known_hdf5_crash(argv, env, report)
+            assert known, (f"Python reader died ({q.returncode}) on {src.name} {how} (seed {seed}): "
+                           f"{report[-2000:]}")
+            print(f"known libhdf5 crash ({known}): Python reader on {src.name} {how} (seed {seed})")
+            count("known libhdf5 crashes")
+            crashed.add(str(path))
+        assert crashed, f"Python reader failed as a batch only: {p.stderr.decode()[-2000:]}"
+        rest = [str(v[0]) for v in variants if str(v[0]) not in crashed]
+        p = subprocess.run([sys.executable, "-c", PY_READ, kind, *rest], capture_output=True, timeout=300, env=env)
+        assert p.returncode == 0, p.stderr.decode()[-2000:]
     lines = p.stdout.decode().splitlines()
-    assert len(lines) == len(variants), p.stdout.decode()
+    assert len(lines) == len(variants) - len(crashed), p.stdout.decode()
     py = {"ok": 0, "error": 0}
     for line in lines:
         py[line.split()[0]] += 1
     count("damaged files", len(variants))
+    py["known libhdf5 crash"] = len(crashed)
     print(f"{src.name}: {len(variants)} damaged copies; h5ml exit codes {results}; Python {py}")
 
 
