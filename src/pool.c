@@ -79,8 +79,13 @@ h5ml_pool *h5ml__pool_new(int threads)
     p->nslots = 16 * threads < 64 ? 16 * threads : 64 > 2 * threads + 2 ? 64 : 2 * threads + 2;
     p->slots = calloc((size_t)p->nslots, sizeof *p->slots);
     p->state = calloc((size_t)p->nslots, sizeof *p->state);
-    p->threads = calloc((size_t)threads, sizeof *p->threads);
-    p->scratch = calloc((size_t)threads + 1, sizeof *p->scratch);
+    /* The calling thread is one of `threads`: it encodes queued jobs whenever it waits for
+     * one, so it starts threads - 1 workers. With a worker per core the caller made one
+     * thread too many whenever it waited: 2 cores, 100,000 64-atom structures, lzf, median of
+     * 5: 0.481 s with 2 workers, 0.472 s with 1 (gzip 4: 0.779, 0.770 s). */
+    int workers = threads > 1 ? threads - 1 : 1;
+    p->threads = calloc((size_t)workers, sizeof *p->threads);
+    p->scratch = calloc((size_t)workers + 1, sizeof *p->scratch);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->done, NULL);
@@ -88,7 +93,7 @@ h5ml_pool *h5ml__pool_new(int threads)
         h5ml__pool_free(p);
         return NULL;
     }
-    for (int i = 0; i < threads; i++) {
+    for (int i = 0; i < workers; i++) {
         worker_arg *a = malloc(sizeof *a);
         if (a == NULL) break;
         *a = (worker_arg){ p, i };

@@ -27,6 +27,8 @@ typedef struct h5ml_job {
 } h5ml_job;
 
 int h5ml__default_threads(void);
+/* A pool for `threads` encoding threads, the caller among them (it encodes while it waits):
+ * threads - 1 workers, at least one. */
 h5ml_pool *h5ml__pool_new(int threads);
 void h5ml__pool_free(h5ml_pool *p);
 /* The next free slot, or NULL when every slot is in flight (retire finished jobs first). */
