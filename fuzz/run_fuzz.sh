@@ -109,6 +109,16 @@ hdf5_reads_own_buffer() { # report-file
     grep -vE 'sanitizer|__interceptor|in (malloc|calloc|realloc) |asan' | head -n 1 | grep -q 'libhdf5'
 }
 
+# Keeps finding $a of target $t (input, report, valgrind log) in BUILD/fuzz-findings/T/ and
+# prints what it is with the top of its report.
+keep_finding() { # what
+  mkdir -p "$BUILD/fuzz-findings/$t"
+  cp "$a" "$a.report" "$BUILD/fuzz-findings/$t/"
+  [ -f "$a.valgrind" ] && cp "$a.valgrind" "$BUILD/fuzz-findings/$t/"
+  echo "fuzz_$t: $1: $(basename "$a") (input and report in $BUILD/fuzz-findings/$t/):"
+  grep -a -E 'FUZZ FINDING|ERROR: |SUMMARY: |^ +#[0-9]+ .* in ' "$a.report" | head -n 12 | sed 's/^/    /'
+}
+
 fail=0
 for t in $TARGETS; do
   bin=$BUILD/fuzz/fuzz_$t
@@ -170,7 +180,7 @@ for t in $TARGETS; do
         mv "$a.report" "$a.asan"
         vg_report "$a.valgrind" >"$a.report"
         replay=1
-        how_found="; not reproduced under ASan, but under valgrind by $plain"
+        how_found=", not reproduced under ASan but under valgrind by $plain"
       fi
     fi
     if [ $replay -ne 0 ] && is_known "$t" "$a.report"; then
@@ -181,26 +191,19 @@ for t in $TARGETS; do
         ASAN_OPTIONS="$ASAN_OPTIONS:allocator_may_return_null=1" H5ML_FUZZ_TMP=$w/tmp timeout 120 \
           "$bin" -runs=0 -timeout=10 -rss_limit_mb=2048 "$a" >"$a.nullreport" 2>&1; then
       refused=$((refused + 1))
-    elif [ $replay -ne 0 ] && [ "${FUZZ_HDF5_NONFATAL:-0}" = 1 ] && in_libhdf5 "$a.report"; then
-      hdf5new=$((hdf5new + 1))
-      mkdir -p "$BUILD/fuzz-findings/$t"
-      cp "$a" "$a.report" "$BUILD/fuzz-findings/$t/"
-      echo "fuzz_$t: new finding inside libhdf5 $(basename "$a") (not failing this run; triage it with make fuzz; input and report in $BUILD/fuzz-findings/$t/):"
-      grep -a -E 'ERROR: |SUMMARY: |^ +#[0-9]+ .* in ' "$a.report" | head -n 12 | sed 's/^/    /'
+    elif [ "${FUZZ_HDF5_NONFATAL:-0}" = 1 ] && { [ $replay -eq 0 ] || in_libhdf5 "$a.report"; }; then
+      if [ $replay -eq 0 ]; then
+        unrepro=$((unrepro + 1))
+        keep_finding "NEW finding, not reproduced on replay nor under valgrind, not failing this run"
+      else
+        hdf5new=$((hdf5new + 1))
+        keep_finding "new finding inside libhdf5, not failing this run (triage it with make fuzz)"
+      fi
     else
       new=$((new + 1))
-      mkdir -p "$BUILD/fuzz-findings/$t"
-      cp "$a" "$a.report" "$BUILD/fuzz-findings/$t/"
-      how="input and report in $BUILD/fuzz-findings/$t/$how_found"
-      [ -f "$a.valgrind" ] && cp "$a.valgrind" "$BUILD/fuzz-findings/$t/"
-      [ $replay -eq 0 ] && how="$how; NOT reproduced on replay, nor under valgrind (threads, timing, or state left by earlier inputs?)"
-      if [ $replay -eq 0 ] && [ "${FUZZ_HDF5_NONFATAL:-0}" = 1 ]; then
-        new=$((new - 1))
-        unrepro=$((unrepro + 1))
-        how="$how; not fatal in this run"
-      fi
-      echo "fuzz_$t: NEW finding $(basename "$a") ($how):"
-      grep -a -E 'FUZZ FINDING|ERROR: |SUMMARY: |^ +#[0-9]+ .* in ' "$a.report" | head -n 12 | sed 's/^/    /'
+      how="NEW finding$how_found"
+      [ $replay -eq 0 ] && how="$how, NOT reproduced on replay, nor under valgrind (threads, timing, or state left by earlier inputs?)"
+      keep_finding "$how"
     fi
   done
   result="ok"
