@@ -549,7 +549,14 @@ static void test_siggen_spectra(uint64_t seed)
     h5ml_siggen_params p = default_params(seed);
     float *buf = malloc((size_t)p.length * sizeof *buf);
     double sain_x1 = 0, sain_x2 = 0, sain_sub = 0, sain_band = 0;
-    for (int64_t k = 0; k < 4; k++) {
+    /* The healthy reference: 4 samples whose 2X lies at least 10 Hz (two bins of the 0.2 s
+     * window) from the mains' second harmonic (100 or 120 Hz), which otherwise adds up to
+     * 0.02 to the 2X measured (seed 1796669255: 0.047) */
+    for (int64_t k = 0, used = 0; used < 4 && k < 256; k++) {
+        h5ml_siggen_info info;
+        CHECK(h5ml__siggen_sample(&p, SAIN, k, buf, &info) == 0);
+        if (fabs(2 * info.speed_hz - 100) < 10 || fabs(2 * info.speed_hz - 120) < 10) continue;
+        used++;
         spectrum_stats s = spectrum_of(&p, SAIN, k, buf);
         sain_x1 = s.x1 > sain_x1 ? s.x1 : sain_x1;
         sain_x2 = s.x2 > sain_x2 ? s.x2 : sain_x2;
